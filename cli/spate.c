@@ -1,0 +1,2 @@
+/* cli/spate.c -- placeholder, being written. */
+int main(void) { return 0; }

@@ -1,0 +1,1 @@
+/* driver/driver.c -- placeholder, being written. */

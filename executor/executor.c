@@ -1,0 +1,1 @@
+/* executor/executor.c -- placeholder, being written. */

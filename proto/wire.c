@@ -1,0 +1,1 @@
+/* proto/wire.c -- placeholder, being written. */

@@ -1,0 +1,1 @@
+/* query/agg.c -- placeholder, being written. */

@@ -1,0 +1,1 @@
+/* query/jscan.c -- placeholder, being written. */

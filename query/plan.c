@@ -1,0 +1,1 @@
+/* query/plan.c -- placeholder, being written. */

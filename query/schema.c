@@ -1,0 +1,1 @@
+/* query/schema.c -- placeholder, being written. */

@@ -1,0 +1,1 @@
+/* query/sql.c -- placeholder, being written. */

@@ -1,0 +1,2 @@
+/* scripts/src/gen_activity.c -- placeholder, being written. */
+int main(void) { return 0; }

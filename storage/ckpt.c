@@ -1,0 +1,1 @@
+/* storage/ckpt.c -- placeholder, being written. */

@@ -1,0 +1,2 @@
+/* tests/query/sql_test.c -- placeholder, being written. */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* tests/query/value_test.c -- placeholder, being written. */
+#include <criterion/criterion.h>

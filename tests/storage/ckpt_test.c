@@ -1,0 +1,2 @@
+/* tests/storage/ckpt_test.c -- placeholder, being written. */
+#include <criterion/criterion.h>
