@@ -1,1 +1,927 @@
-/* driver/driver.c -- placeholder, being written. */
+/* driver/driver.c -- the micro-batch loop: triggers, planning (write-ahead
+ * log first), task dispatch and retry, in-order merge of partial
+ * aggregates, and the one-transaction commit of state, sink bookkeeping and
+ * commit record. Owns the ROUTER socket, the current batch and the local
+ * executor processes; the checkpoint, source, sink and executor table are
+ * used through their modules. */
+#include "driver.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "agg.h"
+#include "ckpt.h"
+#include "local.h"
+#include "resolve.h"
+#include "result.h"
+#include "sched.h"
+#include "sink.h"
+#include "source.h"
+#include "sp_log.h"
+#include "sp_util.h"
+#include "wire.h"
+
+#define LOG "driver"
+
+void driver_opts_init(driver_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->source_format = "json";
+    o->sink = "console";
+    o->output_mode = OUTPUT_COMPLETE;
+    o->mode = WIRE_MODE_PERMISSIVE;
+    o->split_bytes = 32u << 20;
+    o->infer_bytes = 64u << 20;
+    o->poll_ms = 1000;
+    o->local_slots = 1;
+    o->heartbeat_ms = 500;
+    o->executor_timeout_ms = 5000;
+    o->max_task_failures = 4;
+    o->stop_timeout_ms = 10000;
+    o->progress = true;
+}
+
+/* ---- the current batch ----------------------------------------------------- */
+
+typedef enum task_status { TASK_PENDING, TASK_RUNNING, TASK_DONE } task_status_t;
+
+typedef struct task_run {
+    task_status_t status;
+    uint32_t attempt;
+    sched_exec_t *exec;        /* while RUNNING */
+    sched_exec_t *last_exec;   /* where the last attempt ran (a hint only) */
+    uint32_t failures;
+    char *last_error;
+    zmq_msg_t *parts;          /* RESULT_PART frames of the current attempt */
+    uint32_t nparts, parts_cap;
+    uint64_t rows, malformed, bytes, groups, duration_us;
+} task_run_t;
+
+typedef struct batch_run {
+    bool active;
+    ckpt_batch_t plan;
+    task_run_t *tasks;
+    size_t ntasks;
+    size_t next_merge;         /* tasks before this one are merged */
+    agg_table_t *merged;
+    bool replay;
+    uint64_t t_start_ns, t_planned_ns;
+} batch_run_t;
+
+typedef struct driver {
+    const driver_opts_t *o;
+    resolved_t r;
+    sink_t *sink;
+    char run_id[37];
+    void *zctx, *router;
+    char endpoint[256];
+    sched_t *sched;
+    local_cluster_t local;
+    batch_run_t batch;
+    int64_t next_batch_id;
+    int64_t last_committed;
+    /* triggers and listing */
+    bool dirty;                /* the directory may have changed */
+    uint64_t next_list_ms;
+    uint64_t next_trigger_ms;
+    bool have_snapshot;        /* available-now */
+    source_listing_t snapshot;
+    bool finished;             /* once / available-now done */
+    /* failure */
+    int fail_rc;
+    sp_err_t fail;
+    /* totals */
+    uint64_t batches_run;
+    bool waiting_logged;
+} driver_t;
+
+static volatile sig_atomic_t driver_stop_signals;
+
+/* ---- crash points for tests --------------------------------------------------
+ * SPATE_FAULT=POINT:BATCH kills the driver with SIGKILL when it reaches
+ * POINT for batch BATCH, so restart tests can stop it exactly between two
+ * steps of the protocol (as SQLite's crash tests do at fsync):
+ *   after-plan    the batch is in the write-ahead log, no task has run
+ *   mid-batch     tasks are dispatched, results not merged
+ *   after-sink    the sink has written the batch, the commit has not happened
+ *   after-commit  the batch is committed */
+static void fault_point(const char *point, int64_t batch_id)
+{
+    static int parsed;
+    static char want[32];
+    static long long want_batch = -1;
+    if (!parsed) {
+        parsed = 1;
+        const char *f = getenv("SPATE_FAULT");
+        if (f && sscanf(f, "%31[a-z-]:%lld", want, &want_batch) != 2)
+            want_batch = -1;
+    }
+    if (want_batch == batch_id && strcmp(want, point) == 0) {
+        SP_WARN(LOG, "SPATE_FAULT: killing the driver at %s of batch %lld", point, (long long)batch_id);
+        raise(SIGKILL);
+    }
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    driver_stop_signals++;
+}
+
+static void task_drop_parts(task_run_t *t)
+{
+    for (uint32_t i = 0; i < t->nparts; i++)
+        zmq_msg_close(&t->parts[i]);
+    t->nparts = 0;
+}
+
+static void batch_clear(batch_run_t *b)
+{
+    for (size_t i = 0; i < b->ntasks; i++) {
+        task_drop_parts(&b->tasks[i]);
+        free(b->tasks[i].parts);
+        free(b->tasks[i].last_error);
+    }
+    free(b->tasks);
+    ckpt_batch_free(&b->plan);
+    agg_table_destroy(&b->merged);
+    memset(b, 0, sizeof *b);
+}
+
+static void driver_fail(driver_t *d, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void driver_fail(driver_t *d, int rc, const char *fmt, ...)
+{
+    if (d->fail_rc != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->fail.msg, sizeof d->fail.msg, fmt, ap);
+    va_end(ap);
+    d->fail.rc = rc;
+    d->fail_rc = rc;
+    SP_ERROR(LOG, "%s", d->fail.msg);
+}
+
+/* Begin running a planned batch (new or replayed). Takes ownership of plan. */
+static void batch_start(driver_t *d, ckpt_batch_t *plan, bool replay)
+{
+    batch_run_t *b = &d->batch;
+    memset(b, 0, sizeof *b);
+    b->active = true;
+    b->plan = *plan;
+    memset(plan, 0, sizeof *plan);
+    b->ntasks = b->plan.nsplits;
+    b->tasks = sp_xcalloc(b->ntasks ? b->ntasks : 1, sizeof(task_run_t));
+    b->merged = agg_table_new(d->r.plan->aggs, d->r.plan->naggs, d->r.plan->ngroups);
+    b->replay = replay;
+    b->t_start_ns = sp_mono_ns();
+    b->t_planned_ns = b->t_start_ns;
+    SP_DEBUG(LOG, "batch %lld: %zu file(s), %zu task(s)%s", (long long)b->plan.batch_id,
+             b->plan.nfiles, b->ntasks, replay ? " (re-run from the write-ahead log)" : "");
+}
+
+/* ---- talking to executors ----------------------------------------------------- */
+
+static void send_to(driver_t *d, const sched_exec_t *e, const void *id, size_t idlen, const wire_msg_t *m)
+{
+    sp_buf_t frame = SP_BUF_INIT;
+    wire_encode(m, &frame);
+    int rc = wire_send_to(d->router, e ? e->id : id, e ? e->idlen : idlen, &frame);
+    if (rc != 0)
+        SP_DEBUG(LOG, "send %s: %s", wire_type_name(m->type), zmq_strerror(-rc));
+    sp_buf_free(&frame);
+}
+
+static const char *task_path(const batch_run_t *b, size_t i)
+{
+    return b->plan.files[b->plan.splits[i].file].path;
+}
+
+/* Put a running task back in the queue for another attempt. */
+static void task_requeue(driver_t *d, size_t i)
+{
+    task_run_t *t = &d->batch.tasks[i];
+    if (t->exec && t->exec->running > 0)
+        t->exec->running--;
+    t->last_exec = t->exec;
+    t->exec = NULL;
+    task_drop_parts(t);
+    t->status = TASK_PENDING;
+    t->attempt++;
+}
+
+/* An executor is gone: its running tasks go to others. */
+static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
+{
+    SP_WARN(LOG, "executor %s (%s, pid %u) lost: %s", e->id, e->host, e->pid, why);
+    batch_run_t *b = &d->batch;
+    for (size_t i = 0; b->active && i < b->ntasks; i++) {
+        task_run_t *t = &b->tasks[i];
+        if (t->status == TASK_RUNNING && t->exec == e) {
+            task_requeue(d, i);
+            t->last_exec = NULL;
+        }
+        if (t->last_exec == e)
+            t->last_exec = NULL;
+    }
+    sched_remove(d->sched, e);
+}
+
+static void dispatch(driver_t *d)
+{
+    batch_run_t *b = &d->batch;
+    for (size_t i = 0; i < b->ntasks; i++) {
+        task_run_t *t = &b->tasks[i];
+        if (t->status != TASK_PENDING)
+            continue;
+        sched_exec_t *e = sched_pick(d->sched, t->failures ? t->last_exec : NULL);
+        if (e == NULL)
+            return;
+        const ckpt_split_t *sp = &b->plan.splits[i];
+        wire_msg_t m = {.type = WIRE_TASK};
+        m.u.task.ref.batch_id = b->plan.batch_id;
+        m.u.task.ref.task_id = (uint32_t)i;
+        m.u.task.ref.attempt = t->attempt;
+        m.u.task.query_id = WIRE_STR(d->r.rec.query_id);
+        m.u.task.source_name = WIRE_STR(d->o->source_name);
+        m.u.task.schema = WIRE_STR(d->r.schema_text);
+        m.u.task.sql = WIRE_STR(d->o->sql);
+        m.u.task.mode = (uint32_t)d->o->mode;
+        m.u.task.path = WIRE_STR(task_path(b, i));
+        m.u.task.start = sp->start;
+        m.u.task.end = sp->end;
+        sp_buf_t frame = SP_BUF_INIT;
+        wire_encode(&m, &frame);
+        int rc = wire_send_to(d->router, e->id, e->idlen, &frame);
+        sp_buf_free(&frame);
+        if (rc != 0) {
+            executor_lost(d, e, "unreachable");
+            continue;
+        }
+        t->status = TASK_RUNNING;
+        t->exec = e;
+        e->running++;
+        if (i + 1 == b->ntasks)
+            fault_point("mid-batch", b->plan.batch_id);
+    }
+}
+
+/* The task a result names, if it is the current attempt from the executor
+ * that runs it; NULL for stale or unknown results (they are ignored). */
+static task_run_t *result_task(driver_t *d, const sched_exec_t *e, const wire_task_ref_t *ref)
+{
+    batch_run_t *b = &d->batch;
+    if (!b->active || ref->batch_id != b->plan.batch_id || ref->task_id >= b->ntasks)
+        return NULL;
+    task_run_t *t = &b->tasks[ref->task_id];
+    if (t->status != TASK_RUNNING || t->attempt != ref->attempt || t->exec != e)
+        return NULL;
+    return t;
+}
+
+/* Merge finished tasks into the batch table in task order, so a batch's
+ * doubles come out the same whichever executors ran it. */
+static void merge_ready(driver_t *d)
+{
+    batch_run_t *b = &d->batch;
+    const plan_t *p = d->r.plan;
+    while (b->next_merge < b->ntasks && b->tasks[b->next_merge].status == TASK_DONE) {
+        task_run_t *t = &b->tasks[b->next_merge];
+        for (uint32_t k = 0; k < t->nparts; k++) {
+            wire_msg_t m;
+            sp_err_t err;
+            int rc = wire_decode(zmq_msg_data(&t->parts[k]), zmq_msg_size(&t->parts[k]), &m, &err);
+            for (size_t j = 0; rc == 0 && j < m.u.part.nentries; j++) {
+                wire_entry_t en;
+                wire_part_entry(&m, j, &en);
+                rc = agg_table_merge_entry(b->merged, en.key, en.klen, en.state, en.slen, &err);
+            }
+            if (rc == 0)
+                wire_msg_release(&m);
+            if (rc != 0) {
+                /* A partial that does not fit the query: the merge so far is
+                 * spoilt, so the whole batch runs again. */
+                SP_WARN(LOG, "batch %lld task %zu sent a bad partial result (%s); re-running the batch",
+                        (long long)b->plan.batch_id, b->next_merge, err.msg);
+                t->failures++;
+                free(t->last_error);
+                t->last_error = sp_xstrdup(err.msg);
+                if (t->failures >= d->o->max_task_failures) {
+                    driver_fail(d, SP_EFAILED, "task %zu of batch %lld (%s bytes %llu-%llu) failed %u times; last: %s",
+                                b->next_merge, (long long)b->plan.batch_id, task_path(b, b->next_merge),
+                                (unsigned long long)b->plan.splits[b->next_merge].start,
+                                (unsigned long long)b->plan.splits[b->next_merge].end, t->failures, err.msg);
+                    return;
+                }
+                for (size_t i = 0; i < b->ntasks; i++) {
+                    if (b->tasks[i].status == TASK_DONE) {
+                        b->tasks[i].status = TASK_RUNNING; /* so requeue bumps the attempt */
+                        b->tasks[i].exec = NULL;
+                    }
+                    if (b->tasks[i].status == TASK_RUNNING)
+                        task_requeue(d, i);
+                }
+                agg_table_clear(b->merged);
+                b->next_merge = 0;
+                return;
+            }
+        }
+        task_drop_parts(t);
+        b->next_merge++;
+    }
+    (void)p;
+}
+
+static void on_result_done(driver_t *d, sched_exec_t *e, const wire_done_t *done)
+{
+    task_run_t *t = result_task(d, e, &done->ref);
+    if (t == NULL) {
+        SP_DEBUG(LOG, "ignored a stale result for task %lld.%u attempt %u", (long long)done->ref.batch_id,
+                 done->ref.task_id, done->ref.attempt);
+        return;
+    }
+    batch_run_t *b = &d->batch;
+    size_t i = done->ref.task_id;
+    if (done->ok && done->nparts != t->nparts) {
+        SP_WARN(LOG, "task %zu: executor %s said %u parts but sent %u; retrying", i, e->id, done->nparts,
+                t->nparts);
+    } else if (done->ok) {
+        t->status = TASK_DONE;
+        t->exec = NULL;
+        t->last_exec = e;
+        if (e->running > 0)
+            e->running--;
+        e->tasks_done++;
+        t->rows = done->rows;
+        t->malformed = done->malformed;
+        t->bytes = done->bytes;
+        t->groups = done->groups;
+        t->duration_us = done->duration_us;
+        merge_ready(d);
+        return;
+    }
+    /* failed */
+    e->tasks_failed++;
+    t->failures++;
+    free(t->last_error);
+    t->last_error = done->ok ? sp_xstrdup("incomplete result") : sp_xstrndup(done->error.ptr, done->error.len);
+    const ckpt_split_t *sp = &b->plan.splits[i];
+    if (d->o->mode == WIRE_MODE_FAILFAST && !done->ok && strstr(t->last_error, " line ") != NULL &&
+        strncmp(t->last_error, "cannot ", 7) != 0) {
+        /* failfast met a bad line: that is the answer, not a retry */
+        driver_fail(d, SP_EFAILED, "failfast: %s", t->last_error);
+        return;
+    }
+    if (t->failures >= d->o->max_task_failures) {
+        driver_fail(d, SP_EFAILED, "task %zu of batch %lld (%s bytes %llu-%llu) failed %u times; last error: %s",
+                    i, (long long)b->plan.batch_id, task_path(b, i), (unsigned long long)sp->start,
+                    (unsigned long long)sp->end, t->failures, t->last_error);
+        return;
+    }
+    SP_WARN(LOG, "task %zu of batch %lld failed on %s (attempt %u): %s; retrying", i,
+            (long long)b->plan.batch_id, e->id, t->attempt, t->last_error);
+    t->exec = e;
+    task_requeue(d, i);
+}
+
+static void handle_frame(driver_t *d, zmq_msg_t *idf, zmq_msg_t *body)
+{
+    const void *id = zmq_msg_data(idf);
+    size_t idlen = zmq_msg_size(idf);
+    wire_msg_t m;
+    sp_err_t err;
+    int rc = wire_decode(zmq_msg_data(body), zmq_msg_size(body), &m, &err);
+    if (rc == SP_EVERSION) {
+        SP_WARN(LOG, "refused a peer: %s", err.msg);
+        char reason[256];
+        snprintf(reason, sizeof reason, "protocol version mismatch: driver speaks %u, you speak %u",
+                 WIRE_VERSION, m.version);
+        wire_msg_t r = {.type = WIRE_REFUSE};
+        r.u.refuse.reason = WIRE_STR(reason);
+        send_to(d, NULL, id, idlen, &r);
+        return;
+    }
+    if (rc != 0) {
+        SP_WARN(LOG, "dropped a bad frame (%zu bytes): %s", zmq_msg_size(body), err.msg);
+        return;
+    }
+    uint64_t now = sp_mono_ms();
+    sched_exec_t *e = sched_find(d->sched, id, idlen);
+    if (e)
+        e->last_seen_ms = now;
+    switch (m.type) {
+    case WIRE_HELLO: {
+        if (e) /* the executor restarted: what it ran is gone */
+            executor_lost(d, e, "registered again");
+        e = sched_add(d->sched, id, idlen, &m.u.hello, now);
+        SP_INFO(LOG, "executor %s registered (%s, pid %u, %u slot%s)", e->id, e->host, e->pid, e->slots,
+                e->slots == 1 ? "" : "s");
+        wire_msg_t w = {.type = WIRE_WELCOME};
+        w.u.welcome.heartbeat_ms = d->o->heartbeat_ms;
+        w.u.welcome.driver_run_id = WIRE_STR(d->run_id);
+        send_to(d, e, NULL, 0, &w);
+        break;
+    }
+    case WIRE_HEARTBEAT:
+        if (e == NULL) {
+            wire_msg_t r = {.type = WIRE_RESET};
+            send_to(d, NULL, id, idlen, &r);
+            break;
+        }
+        if (m.u.heartbeat.draining && !e->draining)
+            SP_INFO(LOG, "executor %s is draining", e->id);
+        e->draining = m.u.heartbeat.draining;
+        {
+            wire_msg_t a = {.type = WIRE_HEARTBEAT_ACK};
+            send_to(d, e, NULL, 0, &a);
+        }
+        break;
+    case WIRE_RESULT_PART: {
+        if (e == NULL)
+            break;
+        task_run_t *t = result_task(d, e, &m.u.part.ref);
+        if (t == NULL || m.u.part.seq != t->nparts)
+            break;
+        if (t->nparts == t->parts_cap) {
+            t->parts_cap = t->parts_cap ? t->parts_cap * 2 : 4;
+            t->parts = sp_xrealloc(t->parts, t->parts_cap * sizeof(zmq_msg_t));
+        }
+        zmq_msg_init(&t->parts[t->nparts]);
+        zmq_msg_move(&t->parts[t->nparts], body);
+        t->nparts++;
+        break;
+    }
+    case WIRE_RESULT_DONE:
+        if (e)
+            on_result_done(d, e, &m.u.done);
+        break;
+    case WIRE_BYE:
+        if (e) {
+            SP_INFO(LOG, "executor %s said goodbye", e->id);
+            executor_lost(d, e, "deregistered");
+        }
+        break;
+    default:
+        SP_WARN(LOG, "unexpected %s from %.*s", wire_type_name(m.type), (int)idlen, (const char *)id);
+        break;
+    }
+    wire_msg_release(&m);
+}
+
+static void drain_router(driver_t *d)
+{
+    for (;;) {
+        zmq_msg_t idf, body;
+        zmq_msg_init(&idf);
+        if (zmq_msg_recv(&idf, d->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&idf);
+            return;
+        }
+        int more = zmq_msg_more(&idf);
+        zmq_msg_init(&body);
+        bool ok = more && zmq_msg_recv(&body, d->router, ZMQ_DONTWAIT) >= 0;
+        /* Swallow any further frames: spate messages are a single frame. */
+        bool extra = false;
+        while (ok && zmq_msg_more(&body)) {
+            zmq_msg_t junk;
+            zmq_msg_init(&junk);
+            zmq_msg_recv(&junk, d->router, ZMQ_DONTWAIT);
+            int m2 = zmq_msg_more(&junk);
+            zmq_msg_close(&junk);
+            extra = true;
+            if (!m2)
+                break;
+        }
+        if (ok && !extra)
+            handle_frame(d, &idf, &body);
+        else if (extra)
+            SP_WARN(LOG, "dropped a multi-frame message");
+        zmq_msg_close(&body);
+        zmq_msg_close(&idf);
+    }
+}
+
+/* ---- planning ------------------------------------------------------------------- */
+
+static bool trigger_unlimited(const driver_t *d) { return d->o->trigger == TRIGGER_ONCE; }
+
+/* Try to plan the next batch. Returns 0 (planned or nothing to do) or an
+ * error that stops the query. */
+static int plan_next(driver_t *d, sp_err_t *err)
+{
+    source_listing_t listing;
+    int rc = source_list_new(d->r.source, d->r.ckpt, &listing, err);
+    if (rc != 0)
+        return rc;
+    if (d->o->trigger == TRIGGER_AVAILABLE_NOW) {
+        if (!d->have_snapshot) {
+            /* The files present now are the whole job. */
+            d->snapshot.files = sp_xmalloc((listing.nfiles ? listing.nfiles : 1) * sizeof(source_file_t));
+            for (size_t i = 0; i < listing.nfiles; i++) {
+                d->snapshot.files[i] = listing.files[i];
+                d->snapshot.files[i].path = sp_xstrdup(listing.files[i].path);
+            }
+            d->snapshot.nfiles = listing.nfiles;
+            d->have_snapshot = true;
+            SP_INFO(LOG, "available-now: %zu file(s) to process", listing.nfiles);
+        } else {
+            source_listing_restrict(&listing, &d->snapshot);
+        }
+    }
+    if (listing.nfiles == 0) {
+        source_listing_free(&listing);
+        if (d->o->trigger == TRIGGER_ONCE || d->o->trigger == TRIGGER_AVAILABLE_NOW)
+            d->finished = true;
+        else if (!d->waiting_logged) {
+            SP_INFO(LOG, "waiting for data to arrive in %s", source_path(d->r.source));
+            d->waiting_logged = true;
+        }
+        return 0;
+    }
+    d->waiting_logged = false;
+    source_limits_t lim = {d->o->max_files, d->o->max_bytes};
+    if (trigger_unlimited(d))
+        lim.max_files = lim.max_bytes = 0;
+    source_listing_t taken;
+    source_listing_take(&listing, &lim, &taken);
+    source_listing_free(&listing);
+    uint64_t t0 = sp_mono_ns();
+    ckpt_batch_t plan = {0};
+    plan.batch_id = d->next_batch_id;
+    plan.timestamp_ms = sp_wall_ms();
+    source_plan_splits(&taken, d->o->split_bytes, &plan);
+    rc = ckpt_batch_plan(d->r.ckpt, &plan, err);
+    if (rc != 0) {
+        ckpt_batch_free(&plan);
+        return rc;
+    }
+    d->next_batch_id++;
+    fault_point("after-plan", plan.batch_id);
+    batch_start(d, &plan, false);
+    d->batch.t_start_ns = t0;
+    d->batch.t_planned_ns = sp_mono_ns();
+    return 0;
+}
+
+/* ---- commit ------------------------------------------------------------------------ */
+
+typedef struct collect_ctx {
+    result_set_t *rs;
+    sp_err_t *err;
+    int rc;
+} collect_ctx_t;
+
+static int collect_one(void *ctx, uint32_t group, const void *key, size_t klen, const void *state, size_t slen)
+{
+    (void)group;
+    collect_ctx_t *c = ctx;
+    c->rc = result_set_add(c->rs, key, klen, state, slen, c->err);
+    return c->rc != 0;
+}
+
+/* Every group as transaction t sees it. */
+static int collect_state(ckpt_txn_t *t, result_set_t *rs, sp_err_t *err)
+{
+    collect_ctx_t c = {rs, err, 0};
+    int rc = ckpt_txn_state_scan(t, collect_one, &c, err);
+    return c.rc != 0 ? c.rc : rc;
+}
+
+/* Merge the batch table into state, hand the rows to the sink, and commit
+ * state, sink record and commit record in one transaction. */
+static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, result_set_t *all,
+                      sp_err_t *err)
+{
+    batch_run_t *b = &d->batch;
+    const plan_t *p = d->r.plan;
+    sp_buf_t state = SP_BUF_INIT, merged = SP_BUF_INIT, record = SP_BUF_INIT;
+    ckpt_txn_t *t = NULL;
+    result_set_clear(changed);
+    if (all)
+        result_set_clear(all);
+    rec->updated_rows = 0;
+    int rc = ckpt_commit_begin(d->r.ckpt, b->plan.batch_id, &t, err);
+    size_t pos = 0;
+    const void *key;
+    size_t klen;
+    uint64_t hash;
+    while (rc == 0) {
+        state.len = 0;
+        if (!agg_table_next(b->merged, &pos, &key, &klen, &hash, &state))
+            break;
+        uint32_t group = sp_key_group(hash, d->r.rec.key_groups);
+        const void *old = NULL;
+        size_t oldlen = 0;
+        rc = ckpt_txn_state_get(t, group, key, klen, &old, &oldlen, err);
+        if (rc == SP_ENOTFOUND) {
+            old = NULL;
+            rc = 0;
+        }
+        if (rc != 0)
+            break;
+        merged.len = 0;
+        rc = agg_state_merge_bytes(p->aggs, p->naggs, old, oldlen, state.data, state.len, &merged, err);
+        if (rc != 0) {
+            rc = sp_err_wrap(err, SP_ECORRUPT, "checkpoint %s holds a state entry that does not fit the query",
+                             d->o->checkpoint);
+            break;
+        }
+        if ((rc = ckpt_txn_state_put(t, group, key, klen, merged.data, merged.len, err)) != 0)
+            break;
+        if ((rc = result_set_add(changed, key, klen, merged.data, merged.len, err)) != 0)
+            break;
+        rec->updated_rows++;
+    }
+    if (rc == 0 && all) {
+        rc = collect_state(t, all, err);
+        result_set_sort(all);
+    }
+    if (rc == 0) {
+        rec->state_rows = ckpt_txn_state_count(t);
+        result_set_sort(changed);
+        rc = sink_write_batch(d->sink, b->plan.batch_id, changed, all, &record, err);
+    }
+    if (rc == 0)
+        rc = ckpt_txn_sink_put(t, record.data, record.len, err);
+    if (rc == 0)
+        fault_point("after-sink", b->plan.batch_id);
+    if (rc == 0) {
+        rec->committed_ms = sp_wall_ms();
+        rc = ckpt_commit_end(&t, rec, err);
+    }
+    ckpt_txn_abort(&t);
+    sp_buf_free(&state);
+    sp_buf_free(&merged);
+    sp_buf_free(&record);
+    return rc;
+}
+
+static void print_progress(const driver_t *d, const ckpt_commit_t *rec, uint64_t t_merge_ns, uint64_t t_end)
+{
+    const batch_run_t *b = &d->batch;
+    double ms = (double)(t_end - b->t_start_ns) / 1e6;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->plan.nfiles; i++)
+        bytes += b->plan.files[i].size;
+    char line[600];
+    int n = snprintf(line, sizeof line,
+                     "batch %lld%s: %zu file(s), %.1f MB, %llu rows (%llu malformed) in %.0f ms "
+                     "(%.0f rows/s; plan %.1f ms, run %.1f ms, commit %.1f ms); %llu groups updated, "
+                     "%llu in state\n",
+                     (long long)b->plan.batch_id, b->replay ? " (re-run)" : "", b->plan.nfiles,
+                     (double)bytes / 1e6, (unsigned long long)rec->input_rows,
+                     (unsigned long long)rec->malformed_rows, ms,
+                     ms > 0 ? (double)rec->input_rows / (ms / 1e3) : 0.0,
+                     (double)(b->t_planned_ns - b->t_start_ns) / 1e6,
+                     (double)(t_merge_ns - b->t_planned_ns) / 1e6, (double)(t_end - t_merge_ns) / 1e6,
+                     (unsigned long long)rec->updated_rows, (unsigned long long)rec->state_rows);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static int commit_batch(driver_t *d, sp_err_t *err)
+{
+    batch_run_t *b = &d->batch;
+    uint64_t t_merge_ns = sp_mono_ns();
+    result_set_t *changed = result_set_new(d->r.plan);
+    result_set_t *all = sink_wants_all_rows(d->sink) ? result_set_new(d->r.plan) : NULL;
+    ckpt_commit_t rec = {0};
+    rec.batch_id = b->plan.batch_id;
+    for (size_t i = 0; i < b->ntasks; i++) {
+        rec.input_rows += b->tasks[i].rows;
+        rec.malformed_rows += b->tasks[i].malformed;
+    }
+    int rc;
+    int attempts = 0;
+    /* SP_ERETRY: the map grew; the whole transaction runs again. */
+    while ((rc = commit_txn(d, &rec, changed, all, err)) == SP_ERETRY && ++attempts < 30)
+        sp_err_clear(err);
+    result_set_destroy(&changed);
+    result_set_destroy(&all);
+    if (rc != 0)
+        return rc;
+    d->last_committed = b->plan.batch_id;
+    d->batches_run++;
+    fault_point("after-commit", b->plan.batch_id);
+    if (d->o->progress)
+        print_progress(d, &rec, t_merge_ns, sp_mono_ns());
+    batch_clear(b);
+    d->dirty = true; /* files may have arrived while the batch ran */
+    return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static int open_router(driver_t *d, sp_err_t *err)
+{
+    d->zctx = zmq_ctx_new();
+    d->router = zmq_socket(d->zctx, ZMQ_ROUTER);
+    int one = 1, zero = 0, hwm = 100000;
+    int64_t maxmsg = WIRE_MAX_FRAME;
+    zmq_setsockopt(d->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(d->router, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(d->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(d->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(d->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    const char *ep = d->o->bind ? d->o->bind : "tcp://127.0.0.1:*";
+    if (zmq_bind(d->router, ep) != 0)
+        return sp_err_set(err, SP_EINVAL, "cannot bind %s: %s", ep, zmq_strerror(errno));
+    size_t len = sizeof d->endpoint;
+    zmq_getsockopt(d->router, ZMQ_LAST_ENDPOINT, d->endpoint, &len);
+    return 0;
+}
+
+/* How long the loop may sleep in poll. */
+static long poll_timeout(const driver_t *d, uint64_t now)
+{
+    long t = (long)(d->o->heartbeat_ms ? d->o->heartbeat_ms : 500);
+    if (!d->batch.active) {
+        uint64_t due = d->next_list_ms;
+        if (d->dirty && d->next_trigger_ms > due)
+            due = d->next_trigger_ms;
+        else if (d->dirty)
+            due = now;
+        if (d->o->trigger == TRIGGER_INTERVAL && d->next_trigger_ms > due)
+            due = d->next_trigger_ms;
+        long wait = due > now ? (long)(due - now) : 0;
+        if (wait < t)
+            t = wait;
+    }
+    return t;
+}
+
+static bool trigger_due(driver_t *d, uint64_t now)
+{
+    if (d->o->trigger == TRIGGER_INTERVAL && now < d->next_trigger_ms)
+        return false;
+    return d->dirty || now >= d->next_list_ms;
+}
+
+static int run_loop(driver_t *d, sp_err_t *err)
+{
+    const driver_opts_t *o = d->o;
+    uint64_t stop_deadline = 0;
+    unsigned seen_signals = 0;
+    int rc = 0;
+    d->dirty = true;
+    for (;;) {
+        uint64_t now = sp_mono_ms();
+        if (d->local.n > 0) {
+            int dead[64];
+            int ndead = local_check(&d->local, driver_stop_signals == 0, dead, 64);
+            for (int k = 0; k < ndead; k++) {
+                char id[64];
+                local_executor_id(&d->local, dead[k], id, sizeof id);
+                sched_exec_t *lost = sched_find(d->sched, id, strlen(id));
+                if (lost)
+                    executor_lost(d, lost, "its process died");
+            }
+        }
+        sched_exec_t *e;
+        while ((e = sched_expired(d->sched, now, o->executor_timeout_ms)) != NULL)
+            executor_lost(d, e, "no heartbeat");
+        if (d->fail_rc != 0) {
+            rc = sp_err_set(err, d->fail_rc, "%s", d->fail.msg);
+            break;
+        }
+        if ((unsigned)driver_stop_signals != seen_signals) {
+            if (seen_signals == 0) {
+                stop_deadline = now + o->stop_timeout_ms;
+                if (d->batch.active)
+                    SP_INFO(LOG, "stopping: letting batch %lld finish (up to %u ms; signal again to abandon it)",
+                            (long long)d->batch.plan.batch_id, o->stop_timeout_ms);
+            }
+            seen_signals = (unsigned)driver_stop_signals;
+        }
+        if (seen_signals > 0) {
+            if (!d->batch.active)
+                break;
+            if (seen_signals > 1 || now >= stop_deadline) {
+                SP_INFO(LOG, "stopping: batch %lld abandoned; it runs again, with the same files, on restart",
+                        (long long)d->batch.plan.batch_id);
+                break;
+            }
+        }
+        if (!d->batch.active && seen_signals == 0) {
+            if (d->finished)
+                break;
+            if (trigger_due(d, now)) {
+                d->dirty = false;
+                d->next_list_ms = now + o->poll_ms;
+                if (o->trigger == TRIGGER_INTERVAL)
+                    d->next_trigger_ms = now + o->trigger_interval_ms;
+                if ((rc = plan_next(d, err)) != 0)
+                    break;
+                if (d->finished)
+                    continue;
+            }
+        }
+        if (d->batch.active) {
+            dispatch(d);
+            if (d->batch.next_merge == d->batch.ntasks && d->fail_rc == 0) {
+                if ((rc = commit_batch(d, err)) != 0)
+                    break;
+                if (o->trigger == TRIGGER_ONCE)
+                    d->finished = true;
+                continue;
+            }
+        }
+        zmq_pollitem_t items[2] = {{d->router, 0, ZMQ_POLLIN, 0}, {NULL, source_watch_fd(d->r.source), ZMQ_POLLIN, 0}};
+        int nitems = items[1].fd >= 0 ? 2 : 1;
+        if (zmq_poll(items, nitems, poll_timeout(d, sp_mono_ms())) < 0 && errno != EINTR) {
+            rc = sp_err_set(err, SP_EIO, "poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            drain_router(d);
+        if (nitems > 1 && (items[1].revents & ZMQ_POLLIN) && source_watch_drain(d->r.source))
+            d->dirty = true;
+    }
+    return rc;
+}
+
+int driver_run(const driver_opts_t *o, sp_err_t *err)
+{
+    driver_t drv, *d = &drv;
+    memset(d, 0, sizeof *d);
+    d->o = o;
+    sp_uuid_v4(d->run_id);
+    driver_stop_signals = 0;
+    struct sigaction sa, old_int, old_term, old_pipe;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    signal(SIGPIPE, SIG_IGN);
+    (void)old_pipe;
+
+    int rc = resolve_query(o, &driver_stop_signals, &d->r, err);
+    if (rc == SP_ENOTFOUND || rc == SP_ESTOPPED) {
+        if (rc == SP_ENOTFOUND)
+            SP_INFO(LOG, "no data in %s: nothing to do", o->source_path);
+        sp_err_clear(err);
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    if ((rc = sink_open(o->sink, o->output_mode, d->r.plan, &d->sink, err)) != 0)
+        goto out;
+    int64_t planned, committed;
+    if ((rc = ckpt_batch_last(d->r.ckpt, &planned, &committed, err)) != 0)
+        goto out;
+    d->last_committed = committed;
+    d->next_batch_id = planned + 1;
+    d->sched = sched_new();
+    if ((rc = open_router(d, err)) != 0)
+        goto out;
+    SP_INFO(LOG, "query %s%s%s (id %s, run %s) on checkpoint %s; executors connect to %s",
+            d->r.rec.name[0] ? "'" : "", d->r.rec.name, d->r.rec.name[0] ? "'" : "", d->r.rec.query_id,
+            d->run_id, o->checkpoint, d->endpoint);
+    if (planned > committed) {
+        /* Re-run the planned but uncommitted batch with exactly its files. */
+        ckpt_batch_t plan;
+        if ((rc = ckpt_batch_read(d->r.ckpt, planned, &plan, err)) != 0)
+            goto out;
+        SP_INFO(LOG, "resuming: batch %lld was planned but not committed; running it again", (long long)planned);
+        batch_start(d, &plan, true);
+    } else if (committed >= 0) {
+        SP_INFO(LOG, "resuming after batch %lld", (long long)committed);
+    }
+    if (o->local_executors > 0) {
+        const char *level = sp_log_get_level() >= SP_LOG_DEBUG ? "debug" : "warn";
+        int lrc = local_start(&d->local, o->exe, d->endpoint, o->local_executors, o->local_slots, level);
+        if (lrc != 0) {
+            rc = sp_err_set(err, SP_EIO, "cannot start local executors: %s", strerror(-lrc));
+            goto out;
+        }
+    }
+    rc = run_loop(d, err);
+    if (rc == 0 && d->o->trigger != TRIGGER_DEFAULT && d->o->trigger != TRIGGER_INTERVAL && d->finished)
+        SP_INFO(LOG, "done: %llu batch(es) run, last committed batch %lld", (unsigned long long)d->batches_run,
+                (long long)d->last_committed);
+out:
+    if (d->local.n > 0)
+        local_stop(&d->local, 3000);
+    if (d->router)
+        zmq_close(d->router);
+    if (d->zctx)
+        zmq_ctx_term(d->zctx);
+    batch_clear(&d->batch);
+    source_listing_free(&d->snapshot);
+    sched_destroy(&d->sched);
+    sink_close(&d->sink);
+    resolve_free(&d->r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}

@@ -31,7 +31,8 @@
  *                 transaction it had open (if any) and repeats it
  *
  * Not safe to use one handle from several threads at once. Not to be used
- * across fork(). */
+ * across fork(). One handle per checkpoint per process (LMDB's rule): a
+ * second ckpt_open of the same directory in the same process is SP_EBUSY. */
 #ifndef SP_CKPT_H
 #define SP_CKPT_H
 
@@ -89,7 +90,8 @@ typedef struct ckpt_query {
 int ckpt_query_read(ckpt_t *c, ckpt_query_t *out, sp_err_t *err);
 
 /* Write (create or replace) the query record, and the format record when
- * absent, in one transaction. */
+ * absent, in one transaction. NULL strings are written as "". key_groups
+ * cannot change once written (SP_EINCOMPAT). */
 int ckpt_query_write(ckpt_t *c, const ckpt_query_t *q, sp_err_t *err);
 
 /* Free the strings of q (not q itself) and zero it. */
@@ -122,8 +124,10 @@ typedef struct ckpt_batch {
 /* Write offsets[batch_id] and a sources entry for each file, in one
  * transaction. batch_id must be one more than the last planned batch (0
  * for the first); otherwise SP_EINVAL ("batch 7 is already planned:
- * another driver may be using this checkpoint"). Grows the map and retries
- * by itself when it is full. */
+ * another driver may be using this checkpoint"). The last planned batch
+ * must be committed (else SP_EINVAL: run it again first), and a file the
+ * sources index already holds is refused (SP_EINVAL). Grows the map and
+ * retries by itself when it is full. */
 int ckpt_batch_plan(ckpt_t *c, const ckpt_batch_t *b, sp_err_t *err);
 
 /* Read offsets[batch_id] into out (caller frees with ckpt_batch_free).
@@ -173,7 +177,9 @@ int ckpt_txn_sink_put(ckpt_txn_t *t, const void *rec, size_t len, sp_err_t *err)
 typedef int (*ckpt_state_fn)(void *ctx, uint32_t key_group, const void *key, size_t klen,
                              const void *state, size_t slen);
 
-/* Scan the state as this transaction sees it (its own puts included). */
+/* Scan the state as this transaction sees it (its own puts included). fn
+ * must not change or end the transaction (puts and ckpt_commit_end from
+ * inside fn are refused with SP_EINVAL). */
 int ckpt_txn_state_scan(ckpt_txn_t *t, ckpt_state_fn fn, void *ctx, sp_err_t *err);
 
 /* Number of groups in state as this transaction sees it. */

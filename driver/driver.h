@@ -1,0 +1,70 @@
+/* driver/driver.h -- the driver: plans micro-batches over the source,
+ * writes each plan to the checkpoint's write-ahead log before any task
+ * runs, sends tasks to executors over ZeroMQ, merges their partial
+ * aggregates into state, and commits state, sink bookkeeping and the commit
+ * record in one LMDB transaction. Restarted on the same checkpoint it
+ * resumes after the last committed batch and re-runs a planned but
+ * uncommitted batch with exactly the files it had. */
+#ifndef SP_DRIVER_H
+#define SP_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sink.h"
+#include "sp_err.h"
+
+typedef enum trigger_kind {
+    TRIGGER_DEFAULT = 0,       /* next batch as soon as the last one ends and data is there */
+    TRIGGER_INTERVAL = 1,      /* a batch every interval (when there is data) */
+    TRIGGER_ONCE = 2,          /* one batch of everything there, then stop */
+    TRIGGER_AVAILABLE_NOW = 3, /* everything there at start, in batches, then stop */
+} trigger_kind_t;
+
+typedef struct driver_opts {
+    /* the query */
+    const char *source_name;     /* "activity" */
+    const char *source_format;   /* "json" */
+    const char *source_path;     /* the directory */
+    const char *sql;
+    const char *schema;          /* NULL: inferred at the first start */
+    const char *checkpoint;      /* the checkpoint directory */
+    const char *name;            /* query name; NULL: the memory sink's name */
+    output_mode_t output_mode;
+    const char *sink;            /* "console", "memory:NAME", "json:DIR" */
+    int mode;                    /* wire_mode_t: malformed-line policy */
+    /* batches */
+    uint64_t max_files;          /* per trigger; 0: no limit */
+    uint64_t max_bytes;          /* per trigger; 0: no limit */
+    uint64_t split_bytes;        /* largest file range one task reads */
+    uint64_t infer_bytes;        /* how much to read to infer the schema */
+    trigger_kind_t trigger;
+    uint64_t trigger_interval_ms;
+    uint32_t key_groups;         /* state key groups when creating; 0: 256 */
+    uint64_t poll_ms;            /* re-list the directory at least this often */
+    /* executors */
+    const char *bind;            /* ZeroMQ endpoint; NULL: tcp://127.0.0.1:* */
+    int local_executors;         /* spate run: executors to start (0: none) */
+    uint32_t local_slots;        /* their slots */
+    const char *exe;             /* the spate binary, for local executors */
+    uint32_t heartbeat_ms;
+    uint32_t executor_timeout_ms;
+    uint32_t max_task_failures;
+    uint32_t stop_timeout_ms;    /* on SIGINT/SIGTERM: wait this long for the
+                                    running batch to commit, then abandon it */
+    bool progress;               /* print a progress line per batch (stderr) */
+} driver_opts_t;
+
+/* Fill o with the defaults. */
+void driver_opts_init(driver_opts_t *o);
+
+/* Run the query until it ends (once, available-now), is stopped by
+ * SIGINT/SIGTERM (returns 0), or fails. Errors: SP_EPARSE/SP_EINVAL (bad
+ * SQL, flags, schema), SP_EINCOMPAT (the checkpoint holds another query),
+ * SP_EVERSION (a newer checkpoint format), SP_ECORRUPT (a damaged
+ * checkpoint), SP_EBUSY (another driver uses the checkpoint), SP_EIO,
+ * SP_ENOSPC, SP_EFAILED (a task failed too often, or failfast met a bad
+ * line). The message in err names what and where. */
+int driver_run(const driver_opts_t *o, sp_err_t *err);
+
+#endif
