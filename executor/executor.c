@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -127,6 +128,12 @@ static void worker_run_task(worker_t *w, void *push, query_cache_t *cache, exec_
     sp_err_t err;
     sp_err_clear(&err);
     task_stats_t stats = {0};
+    /* Test knob: stretch every task so fault tests can land in the middle. */
+    const char *slow = getenv("SPATE_TEST_SLOW_TASK_MS");
+    if (slow && atoi(slow) > 0) {
+        struct timespec ts = {atoi(slow) / 1000, (long)(atoi(slow) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     uint32_t nparts = 0;
     uint64_t groups = 0;
     sp_buf_t frame = SP_BUF_INIT;

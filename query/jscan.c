@@ -775,6 +775,15 @@ static inline const char *js_borrow(const jscan_t *s, const js_parse_t *jp, cons
     return s->line + (p - jp->buf);
 }
 
+/* A STRING value; false (a type error) past the 4 GiB sp_value_t holds. */
+static inline bool js_set_string(sp_value_t *v, const char *ptr, size_t len)
+{
+    v->type = SP_TYPE_STRING;
+    v->u.s.ptr = ptr;
+    v->u.s.len = (uint32_t)len;
+    return len <= UINT32_MAX;
+}
+
 static inline bool js_str_eq(const js_tok_t *t, const char *lit, size_t n)
 {
     return t->slen == n && memcmp(t->str, lit, n) == 0;
@@ -790,15 +799,10 @@ static inline bool js_convert(jscan_t *s, const js_parse_t *jp, const js_tok_t *
     }
     switch (type) {
     case SP_TYPE_STRING:
-        v->type = SP_TYPE_STRING;
-        if (t->kind == JSCAN_KIND_STRING) {
-            v->u.s.ptr = t->str_scratch ? (const char *)t->str : js_borrow(s, jp, t->str);
-            v->u.s.len = (uint32_t)t->slen;
-        } else { /* its JSON text */
-            v->u.s.ptr = js_borrow(s, jp, t->start);
-            v->u.s.len = (uint32_t)(t->end - t->start);
-        }
-        return true;
+        if (t->kind == JSCAN_KIND_STRING)
+            return js_set_string(v, t->str_scratch ? (const char *)t->str : js_borrow(s, jp, t->str),
+                                 t->slen);
+        return js_set_string(v, js_borrow(s, jp, t->start), (size_t)(t->end - t->start));
     case SP_TYPE_BIGINT:
         v->type = SP_TYPE_BIGINT;
         return t->kind == JSCAN_KIND_INT && js_num_int64(&t->num, &v->u.i);
@@ -996,10 +1000,8 @@ JS_HOT const uint8_t *js_value(jscan_t *s, js_parse_t *jp, const uint8_t *p, int
         bool scratch;
         if (!(p = js_str_read(s, jp, p, true, &str, &len, &scratch)))
             return NULL;
-        v->type = SP_TYPE_STRING;
-        v->u.s.ptr = scratch ? (const char *)str : js_borrow(s, jp, str);
-        v->u.s.len = (uint32_t)len;
-        js_settle(s, c, true, ordinal);
+        js_settle(s, c, js_set_string(v, scratch ? (const char *)str : js_borrow(s, jp, str), len),
+                  ordinal);
         return p;
     }
     if ((col->type == SP_TYPE_BIGINT || col->type == SP_TYPE_DOUBLE) &&

@@ -12,8 +12,13 @@
  *    transactions never outlive the call that began them, and growth happens
  *    before a write transaction begins (or right after one was aborted);
  *  - nothing reads a page LMDB might fetch beyond the end of the data file:
- *    every transaction begins with a check of the file's size against the
- *    last page in use, so a truncated file is an error, not a SIGBUS. */
+ *    every transaction starts with a check of the file's size against the
+ *    last page in use, so a truncated file is an error, not a SIGBUS;
+ *  - LMDB trusts its pages and we do not: every key and value it returns is
+ *    checked to lie within the data file before anything touches it, and
+ *    every record is checked (CRC, lengths, counts) before it is decoded.
+ *    What this cannot catch is damage inside LMDB's own page structure that
+ *    misleads liblmdb itself (LMDB 0.9 has no page checksums). */
 #include "ckpt_int.h"
 
 #include <dirent.h>
@@ -68,6 +73,8 @@ struct ckpt {
     ckpt_txn_t *wtxn;            /* the open commit transaction, if any */
     int scans;                   /* read transactions open across a callback */
     size_t grow_to;              /* map size to set before the next write txn */
+    uintptr_t map_lo, map_hi;    /* where data.mdb is mapped; 0, 0 when unknown */
+    uintptr_t file_hi;           /* map_lo + the data file's size at txn begin */
     sp_buf_t buf;                /* scratch for encoding records */
     struct ckpt *next;           /* registry */
 };
@@ -573,11 +580,65 @@ static size_t map_initial(void)
     return ckpt__initial_mapsize ? ckpt__initial_mapsize : CKPT_MAP_INITIAL;
 }
 
-/* Verify that the data file holds every page LMDB may read, and for a
- * writer grow the map to at least twice what is in use (and to the size a
- * MDB_MAP_FULL asked for). Must run with no transaction of this handle
- * open when `grow` is set. */
-static int map_check(ckpt_t *c, bool grow, sp_err_t *err)
+/* Find where LMDB mapped data.mdb (after each (re)map): the mapping of the
+ * data file's inode that is exactly as long as the map. Without /proc the
+ * bounds stay unknown and val_ok lets everything through. */
+static void map_locate(ckpt_t *c)
+{
+    c->map_lo = c->map_hi = 0;
+    MDB_envinfo info;
+    int fd;
+    struct stat sb;
+    if (mdb_env_info(c->env, &info) != 0 || mdb_env_get_fd(c->env, &fd) != 0 ||
+        fstat(fd, &sb) != 0)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi, off, ino;
+        if (sscanf(line, "%lx-%lx %*s %lx %*s %lu", &lo, &hi, &off, &ino) == 4 &&
+            ino == (unsigned long)sb.st_ino && off == 0 && hi - lo == info.me_mapsize) {
+            c->map_lo = lo;
+            c->map_hi = hi;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* LMDB trusts its pages; a damaged node can hand back a key or value that
+ * runs past the end of the data file, where touching it is SIGBUS. Every
+ * key and value must lie within the file, or outside the map altogether
+ * (pages this write transaction has copied to memory). */
+static bool val_ok(const ckpt_t *c, const MDB_val *v)
+{
+    uintptr_t p = (uintptr_t)v->mv_data;
+    if (c->map_lo == 0 || p < c->map_lo || p >= c->map_hi)
+        return true;
+    return p < c->file_hi && v->mv_size <= c->file_hi - p;
+}
+
+/* mdb_get and mdb_cursor_get, with what they return checked by val_ok. */
+static int db_get(const ckpt_t *c, MDB_txn *txn, int db, MDB_val *k, MDB_val *v)
+{
+    int rc = c->have[db] ? mdb_get(txn, c->dbi[db], k, v) : MDB_NOTFOUND;
+    return rc == 0 && !val_ok(c, v) ? MDB_CORRUPTED : rc;
+}
+
+static int cursor_get(const ckpt_t *c, MDB_cursor *cur, MDB_val *k, MDB_val *v,
+                      MDB_cursor_op op)
+{
+    int rc = mdb_cursor_get(cur, k, v, op);
+    return rc == 0 && (!val_ok(c, k) || !val_ok(c, v)) ? MDB_CORRUPTED : rc;
+}
+
+/* Right after a transaction began: the data file must hold every page in
+ * use, as the newest meta page (no older than the transaction's) says;
+ * else LMDB would read beyond its end. Then note where the file ends in
+ * the map, for val_ok. */
+static int map_bounds(ckpt_t *c, sp_err_t *err)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -595,8 +656,25 @@ static int map_check(ckpt_t *c, bool grow, sp_err_t *err)
     if ((uint64_t)sb.st_size < used)
         return damaged(c, err, "data file truncated (%jd bytes, the last page in use ends at "
                        "%" PRIu64 ")", (intmax_t)sb.st_size, used);
-    if (!grow)
-        return 0;
+    uint64_t len = (uint64_t)sb.st_size < c->map_hi - c->map_lo ? (uint64_t)sb.st_size
+                                                                 : c->map_hi - c->map_lo;
+    c->file_hi = c->map_lo + (uintptr_t)len;
+    return 0;
+}
+
+/* A writer, before a write transaction: grow the map to at least twice
+ * what is in use, and to what a MDB_MAP_FULL asked for. No transaction of
+ * this process may be open. */
+static int map_grow(ckpt_t *c, sp_err_t *err)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_info(c->env, &info);
+    if (rc == 0)
+        rc = mdb_env_stat(c->env, &st);
+    if (rc != 0)
+        return fail(c, rc, err, "reading the environment's size");
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     size_t size = info.me_mapsize;
     if (c->grow_to > size)
         size = c->grow_to;
@@ -606,6 +684,7 @@ static int map_check(ckpt_t *c, bool grow, sp_err_t *err)
     if (size == info.me_mapsize)
         return 0;
     rc = mdb_env_set_mapsize(c->env, size);
+    map_locate(c);
     if (rc != 0)
         return fail(c, rc, err, "growing the map");
     SP_DEBUG("ckpt", "checkpoint %s: map grown from %zu to %zu MiB", c->dir,
@@ -625,7 +704,7 @@ static size_t map_full(ckpt_t *c)
     c->grow_to = info.me_mapsize * 2;
     if (c->scans == 0) {
         sp_err_t ignored;
-        map_check(c, true, &ignored);
+        map_grow(c, &ignored);
     }
     return info.me_mapsize * 2;
 }
@@ -666,12 +745,17 @@ static int txn_begin(ckpt_t *c, unsigned flags, MDB_txn **out, sp_err_t *err)
         if (rc == MDB_MAP_RESIZED && tries < 8 && c->scans == 0 && c->wtxn == NULL) {
             /* Another process grew the map past ours: adopt its size. */
             rc = mdb_env_set_mapsize(c->env, 0);
+            map_locate(c);
             if (rc == 0)
                 continue;
         }
         if (rc != 0)
             return fail(c, rc, err, "beginning a transaction");
-        return 0;
+        if ((rc = map_bounds(c, err)) != 0) {
+            mdb_txn_abort(*out);
+            *out = NULL;
+        }
+        return rc;
     }
 }
 
@@ -679,9 +763,7 @@ static int txn_begin(ckpt_t *c, unsigned flags, MDB_txn **out, sp_err_t *err)
  * opened (in a transaction of their own, committed so the handles last). */
 static int rtxn_begin(ckpt_t *c, MDB_txn **out, sp_err_t *err)
 {
-    int rc = map_check(c, false, err);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (!dbs_all(c)) {
         MDB_txn *txn;
         rc = txn_begin(c, MDB_RDONLY, &txn, err);
@@ -714,7 +796,7 @@ static int wtxn_begin(ckpt_t *c, MDB_txn **out, sp_err_t *err)
     if (c->scans != 0)
         return sp_err_set(err, SP_EINVAL,
                           "checkpoint %s: cannot write from inside a scan callback", c->dir);
-    int rc = map_check(c, true, err);
+    int rc = map_grow(c, err);
     if (rc != 0)
         return rc;
     return txn_begin(c, 0, out, err);
@@ -765,7 +847,7 @@ static int last_batch(ckpt_t *c, MDB_txn *txn, int db, int64_t *out, sp_err_t *e
     if (rc != 0)
         return fail(c, rc, err, "opening a cursor");
     MDB_val k, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    rc = cursor_get(c, cur, &k, &v, MDB_LAST);
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -787,7 +869,7 @@ static int batch_get(ckpt_t *c, int db, const char *rec, int64_t batch_id, MDB_t
     if (rc != 0)
         return rc;
     *k = batch_key(kb, batch_id);
-    rc = c->have[db] ? mdb_get(*txn, c->dbi[db], k, v) : MDB_NOTFOUND;
+    rc = db_get(c, *txn, db, k, v);
     if (rc == 0)
         return 0;
     if (rc == MDB_NOTFOUND) {
@@ -811,7 +893,7 @@ static int format_read(ckpt_t *c, MDB_txn *txn, uint32_t *version, int64_t *crea
     if (!c->have[CKPT_DB_METADATA])
         return SP_ENOTFOUND;
     MDB_val k = {.mv_size = strlen(CKPT_KEY_FORMAT), .mv_data = CKPT_KEY_FORMAT}, v;
-    int rc = mdb_get(txn, c->dbi[CKPT_DB_METADATA], &k, &v);
+    int rc = db_get(c, txn, CKPT_DB_METADATA, &k, &v);
     if (rc == MDB_NOTFOUND)
         return SP_ENOTFOUND;
     if (rc != 0)
@@ -1208,6 +1290,7 @@ static int env_open(ckpt_t *c, bool exists, sp_err_t *err)
                           c->readonly ? " (a reader needs write access to lock.mdb)" : "");
     if (rc != 0)
         return fail(c, rc, err, "opening data.mdb");
+    map_locate(c);
     if (mdb_env_get_maxkeysize(c->env) < STATE_KEY_MAX)
         return sp_err_set(err, SP_EINVAL, "checkpoint %s: this LMDB takes keys of at most %d "
                           "bytes; spate needs %d", c->dir, mdb_env_get_maxkeysize(c->env),
@@ -1370,7 +1453,7 @@ int ckpt_query_read(ckpt_t *c, ckpt_query_t *out, sp_err_t *err)
     if (rc != 0)
         return rc;
     MDB_val k = {.mv_size = strlen(CKPT_KEY_QUERY), .mv_data = CKPT_KEY_QUERY}, v;
-    rc = c->have[CKPT_DB_METADATA] ? mdb_get(txn, c->dbi[CKPT_DB_METADATA], &k, &v) : MDB_NOTFOUND;
+    rc = db_get(c, txn, CKPT_DB_METADATA, &k, &v);
     if (rc == MDB_NOTFOUND)
         rc = sp_err_set(err, SP_ENOTFOUND, "checkpoint %s has no query record yet", c->dir);
     else if (rc != 0)
@@ -1393,7 +1476,7 @@ static int query_write_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *e
     const ckpt_query_t *q = arg;
     MDB_dbi dbi = c->dbi[CKPT_DB_METADATA];
     MDB_val k = {.mv_size = strlen(CKPT_KEY_QUERY), .mv_data = CKPT_KEY_QUERY}, v;
-    int rc = mdb_get(txn, dbi, &k, &v);
+    int rc = db_get(c, txn, CKPT_DB_METADATA, &k, &v);
     if (rc == 0) {
         ckpt_query_t old = {0};
         rc = query_decode(c, &k, &v, &old, err);
@@ -1552,6 +1635,8 @@ static int batch_plan_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *er
         rec_seal(&c->buf, sk.mv_data, sk.mv_size);
         v = (MDB_val){.mv_size = c->buf.len, .mv_data = c->buf.data};
         rc = mdb_put(txn, c->dbi[CKPT_DB_SOURCES], &sk, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST && !val_ok(c, &v))
+            rc = MDB_CORRUPTED;
         if (rc == MDB_KEYEXIST) {
             /* v now holds the existing record. */
             int64_t other = -1;
@@ -1697,7 +1782,7 @@ int ckpt_files_seen(ckpt_t *c, const char *const *paths, size_t n, bool *seen, s
             continue;
         uint8_t kb[LONG_KEY_LEN];
         MDB_val k = {.mv_size = long_key(kb, paths[i], plen), .mv_data = kb}, v;
-        int grc = mdb_get(txn, c->dbi[CKPT_DB_SOURCES], &k, &v);
+        int grc = db_get(c, txn, CKPT_DB_SOURCES, &k, &v);
         if (grc == MDB_NOTFOUND)
             continue;
         if (grc != 0) {
@@ -1811,7 +1896,7 @@ int ckpt_txn_state_get(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
                           key_group);
     uint8_t kb[STATE_KEY_MAX];
     MDB_val k = state_key(kb, key_group, key, klen), v;
-    rc = mdb_get(t->txn, c->dbi[CKPT_DB_STATE], &k, &v);
+    rc = db_get(c, t->txn, CKPT_DB_STATE, &k, &v);
     if (rc == MDB_NOTFOUND)
         return SP_ENOTFOUND;
     if (rc != 0)
@@ -1842,7 +1927,7 @@ int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
     MDB_val k = state_key(kb, key_group, key, klen), v;
     bool is_long = klen > CKPT_KEY_INLINE_MAX;
     if (is_long) {
-        rc = mdb_get(t->txn, c->dbi[CKPT_DB_STATE], &k, &v);
+        rc = db_get(c, t->txn, CKPT_DB_STATE, &k, &v);
         if (rc == 0) {
             uint32_t g;
             const void *skey, *sstate;
@@ -1910,8 +1995,8 @@ static int state_walk(ckpt_t *c, MDB_txn *txn, ckpt_state_fn fn, void *ctx, sp_e
         return fail(c, rc, err, "opening a cursor on state");
     MDB_val k, v;
     c->scans++;
-    int grc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (; grc == 0; grc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+    for (; grc == 0; grc = cursor_get(c, cur, &k, &v, MDB_NEXT)) {
         uint32_t group;
         const void *key, *state;
         size_t klen, slen;

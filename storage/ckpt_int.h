@@ -108,9 +108,9 @@
  *
  * PORTABILITY: everything spate writes is big-endian or MessagePack, built
  * byte by byte; no struct is ever dumped. LMDB's own page layout is native:
- * a data.mdb moves between machines of the same byte order and word size
- * (all 64-bit little-endian ones, whatever their page size), and ckpt_open
- * says so plainly when it meets a file of the other byte order. */
+ * a data.mdb moves only between machines of the same byte order and word
+ * size (mdb_dump and mdb_load copy it across), and ckpt_open says so
+ * plainly when it meets a file of the other byte order or word size. */
 #ifndef SP_CKPT_INT_H
 #define SP_CKPT_INT_H
 

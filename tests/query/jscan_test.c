@@ -5,8 +5,8 @@
  * thousands of generated and mutated lines. A long-lived scanner (which
  * learns the lines' key layout) must also agree with a fresh one per line.
  *
- * The reference validator and the generator are shared with the libFuzzer
- * target tests/fuzz/fuzz_jscan.c, which includes this file with
+ * The reference validator and the row comparison are shared with the
+ * libFuzzer target tests/fuzz/fuzz_jscan.c, which includes this file with
  * JSCAN_TEST_REF_ONLY defined to leave the Criterion tests out. */
 #include <dirent.h>
 #include <errno.h>
@@ -249,6 +249,73 @@ static jscan_status_t ref_status(const void *line, size_t len)
     return s[i] == '{' && ref_valid(line, len) ? JSCAN_ROW : JSCAN_MALFORMED;
 }
 
+/* ---- comparing rows ------------------------------------------------------ */
+
+/* The columns of the agreement tests: the generator's keys, every type. */
+static const char *const agree_names[] = {"a", "gt", "x", "b", "Creation_Time",
+                                          "a_rather_long_key_name_of_40_bytes______",
+                                          "\xc3\xa9t\xc3\xa9", "y"};
+static const sp_type_t agree_types[] = {SP_TYPE_STRING, SP_TYPE_STRING, SP_TYPE_DOUBLE,
+                                        SP_TYPE_BIGINT, SP_TYPE_BIGINT, SP_TYPE_BOOLEAN,
+                                        SP_TYPE_DOUBLE, SP_TYPE_STRING};
+#define AGREE_NCOLS (sizeof agree_names / sizeof agree_names[0])
+
+/* A value as text, for comparisons in messages: "NULL", "i:42",
+ * "d:-0" (%.17g), "b:true", "s:<bytes>". */
+static char *val_text(const sp_value_t *v)
+{
+    switch (v->type) {
+    case SP_TYPE_NULL: return sp_xstrdup("NULL");
+    case SP_TYPE_BIGINT: return sp_xasprintf("i:%lld", (long long)v->u.i);
+    case SP_TYPE_DOUBLE: return sp_xasprintf("d:%.17g", v->u.d);
+    case SP_TYPE_BOOLEAN: return sp_xasprintf("b:%s", v->u.b ? "true" : "false");
+    case SP_TYPE_STRING: return sp_xasprintf("s:%.*s", (int)v->u.s.len, v->u.s.ptr);
+    }
+    return sp_xstrdup("?");
+}
+
+/* Two rows agree: same values (strings by bytes, doubles by bits), type
+ * errors and error. */
+static bool rows_agree(const jscan_row_t *a, const jscan_row_t *b, size_t ncols, char **why)
+{
+    for (size_t c = 0; c < ncols; c++) {
+        const sp_value_t *x = &a->values[c], *y = &b->values[c];
+        bool same = x->type == y->type;
+        if (same && x->type == SP_TYPE_STRING)
+            same = x->u.s.len == y->u.s.len && memcmp(x->u.s.ptr, y->u.s.ptr, x->u.s.len) == 0;
+        else if (same && x->type == SP_TYPE_DOUBLE)
+            same = memcmp(&x->u.d, &y->u.d, sizeof(double)) == 0;
+        else if (same && x->type == SP_TYPE_BIGINT)
+            same = x->u.i == y->u.i;
+        else if (same && x->type == SP_TYPE_BOOLEAN)
+            same = x->u.b == y->u.b;
+        if (!same) {
+            char *tx = val_text(x), *ty = val_text(y);
+            *why = sp_xasprintf("column %zu: %s vs %s", c, tx, ty);
+            free(tx);
+            free(ty);
+            return false;
+        }
+    }
+    if (a->ntype_errors != b->ntype_errors || a->first_type_error != b->first_type_error) {
+        *why = sp_xasprintf("type errors %u/%d vs %u/%d", a->ntype_errors, a->first_type_error,
+                            b->ntype_errors, b->first_type_error);
+        return false;
+    }
+    if ((a->error == NULL) != (b->error == NULL) ||
+        (a->error && (strcmp(a->error, b->error) != 0 || a->error_offset != b->error_offset))) {
+        *why = sp_xasprintf("error '%s'@%zu vs '%s'@%zu", a->error ? a->error : "-",
+                            a->error_offset, b->error ? b->error : "-", b->error_offset);
+        return false;
+    }
+    return true;
+}
+
+#ifndef JSCAN_TEST_REF_ONLY
+#include <criterion/criterion.h>
+
+#include "testsupport.h"
+
 /* ---- a generator of JSON lines -------------------------------------------
  *
  * Random objects of the kind a JSON-lines file holds, with escapes, UTF-8,
@@ -447,73 +514,6 @@ static void gen_mutate(uint64_t *st, sp_buf_t *b)
         }
     }
 }
-
-/* ---- comparing rows ------------------------------------------------------ */
-
-/* The columns of the agreement tests: the generator's keys, every type. */
-static const char *const agree_names[] = {"a", "gt", "x", "b", "Creation_Time",
-                                          "a_rather_long_key_name_of_40_bytes______",
-                                          "\xc3\xa9t\xc3\xa9", "y"};
-static const sp_type_t agree_types[] = {SP_TYPE_STRING, SP_TYPE_STRING, SP_TYPE_DOUBLE,
-                                        SP_TYPE_BIGINT, SP_TYPE_BIGINT, SP_TYPE_BOOLEAN,
-                                        SP_TYPE_DOUBLE, SP_TYPE_STRING};
-#define AGREE_NCOLS (sizeof agree_names / sizeof agree_names[0])
-
-/* A value as text, for comparisons in messages: "NULL", "i:42",
- * "d:-0" (%.17g), "b:true", "s:<bytes>". */
-static char *val_text(const sp_value_t *v)
-{
-    switch (v->type) {
-    case SP_TYPE_NULL: return sp_xstrdup("NULL");
-    case SP_TYPE_BIGINT: return sp_xasprintf("i:%lld", (long long)v->u.i);
-    case SP_TYPE_DOUBLE: return sp_xasprintf("d:%.17g", v->u.d);
-    case SP_TYPE_BOOLEAN: return sp_xasprintf("b:%s", v->u.b ? "true" : "false");
-    case SP_TYPE_STRING: return sp_xasprintf("s:%.*s", (int)v->u.s.len, v->u.s.ptr);
-    }
-    return sp_xstrdup("?");
-}
-
-/* Two rows agree: same values (strings by bytes, doubles by bits), type
- * errors and error. */
-static bool rows_agree(const jscan_row_t *a, const jscan_row_t *b, size_t ncols, char **why)
-{
-    for (size_t c = 0; c < ncols; c++) {
-        const sp_value_t *x = &a->values[c], *y = &b->values[c];
-        bool same = x->type == y->type;
-        if (same && x->type == SP_TYPE_STRING)
-            same = x->u.s.len == y->u.s.len && memcmp(x->u.s.ptr, y->u.s.ptr, x->u.s.len) == 0;
-        else if (same && x->type == SP_TYPE_DOUBLE)
-            same = memcmp(&x->u.d, &y->u.d, sizeof(double)) == 0;
-        else if (same && x->type == SP_TYPE_BIGINT)
-            same = x->u.i == y->u.i;
-        else if (same && x->type == SP_TYPE_BOOLEAN)
-            same = x->u.b == y->u.b;
-        if (!same) {
-            char *tx = val_text(x), *ty = val_text(y);
-            *why = sp_xasprintf("column %zu: %s vs %s", c, tx, ty);
-            free(tx);
-            free(ty);
-            return false;
-        }
-    }
-    if (a->ntype_errors != b->ntype_errors || a->first_type_error != b->first_type_error) {
-        *why = sp_xasprintf("type errors %u/%d vs %u/%d", a->ntype_errors, a->first_type_error,
-                            b->ntype_errors, b->first_type_error);
-        return false;
-    }
-    if ((a->error == NULL) != (b->error == NULL) ||
-        (a->error && (strcmp(a->error, b->error) != 0 || a->error_offset != b->error_offset))) {
-        *why = sp_xasprintf("error '%s'@%zu vs '%s'@%zu", a->error ? a->error : "-",
-                            a->error_offset, b->error ? b->error : "-", b->error_offset);
-        return false;
-    }
-    return true;
-}
-
-#ifndef JSCAN_TEST_REF_ONLY
-#include <criterion/criterion.h>
-
-#include "testsupport.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
