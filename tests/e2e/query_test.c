@@ -32,7 +32,7 @@ static void teardown(void)
     free(ckpt);
 }
 
-TestSuite(query, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(query, .init = setup, .fini = teardown);
 
 static void run_available_now(const char *sql, const char *executors, const char *extra1, const char *extra2)
 {

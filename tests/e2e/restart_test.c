@@ -43,7 +43,7 @@ static void teardown(void)
     free(sink);
 }
 
-TestSuite(restart, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(restart, .init = setup, .fini = teardown);
 
 /* Executors started by driver `pid` are named local-<pid>-<n>. */
 static bool executors_of(pid_t driver)
@@ -242,7 +242,7 @@ Test(restart, killed_right_after_a_commit) { crash_and_resume("after-commit", 1)
 
 /* Random SIGKILLs of the driver, and of single executors, while files keep
  * arriving; then run to the end and compare. */
-Test(restart, random_kills_while_files_arrive, .timeout = 300)
+Test(restart, random_kills_while_files_arrive)
 {
     srand((unsigned)time(NULL));
     unsigned seed = (unsigned)rand();
