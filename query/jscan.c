@@ -17,6 +17,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define JS_AVX2 1 /* an AVX2 loop for long strings, chosen at load time */
+#endif
 
 #define JS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define JS_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -32,7 +36,8 @@
  * grammar accepts (not whitespace, not a digit, a control character inside a
  * string), so the hot loops need no bounds checks: they stop at the NUL and
  * the slow path then tells "end of line" from "NUL byte in the line". The
- * padding makes the 8-, 16- and 32-byte loads at any position <= len safe. The
+ * padding makes the 8-, 16- and 32-byte loads at any position <= len safe
+ * (a 32-byte string step starts at most 31 bytes before the NUL). The
  * copy also lets the rare strtod fallback NUL-terminate a number in place.
  * Copying a 200-byte line costs a few percent; it is what buys the
  * branch-free inner loops. */
@@ -206,10 +211,16 @@ JS_HOT const uint8_t *js_ws(const uint8_t *p)
  * control character or >= 0x80; for plain ASCII strings that byte is the
  * closing quote. One signed compare `b < 0x20` catches both the control
  * characters and the bytes >= 0x80 (negative as int8). Everything else
- * (escapes, UTF-8 sequences, errors) continues in js_str_slow. */
+ * (escapes, UTF-8 sequences, errors) continues in js_str_slow.
+ *
+ * The first 16 bytes are tested inline: most keys and values end there.
+ * Longer strings continue out of line, 32 bytes a step with AVX2 when the
+ * CPU has it (chosen once, at load time; SPATE_JSCAN_ISA=sse2 in the
+ * environment forces the baseline loop, for tests), 16 with SSE2 otherwise.
+ * On text-heavy data (strings of a few hundred bytes) AVX2 gains ~5%. */
 
 #if defined(__SSE2__)
-JS_HOT const uint8_t *js_str_stop(const uint8_t *p)
+static const uint8_t *js_str_stop_sse2(const uint8_t *p)
 {
     const __m128i quote = _mm_set1_epi8('"');
     const __m128i bslash = _mm_set1_epi8('\\');
@@ -223,6 +234,52 @@ JS_HOT const uint8_t *js_str_stop(const uint8_t *p)
             return p + __builtin_ctz(mask);
         p += 16;
     }
+}
+
+#if defined(JS_AVX2)
+__attribute__((target("avx2"))) static const uint8_t *js_str_stop_avx2(const uint8_t *p)
+{
+    const __m256i quote = _mm256_set1_epi8('"');
+    const __m256i bslash = _mm256_set1_epi8('\\');
+    const __m256i space = _mm256_set1_epi8(0x20);
+    for (;;) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+        __m256i m = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)),
+            _mm256_cmpgt_epi8(space, v));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 32;
+    }
+}
+#endif
+
+/* Set once before main by js_isa_init, read-only afterwards. */
+static const uint8_t *(*js_str_stop_long)(const uint8_t *p) = js_str_stop_sse2;
+
+__attribute__((constructor)) static void js_isa_init(void)
+{
+#if defined(JS_AVX2)
+    const char *isa = getenv("SPATE_JSCAN_ISA");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && !(isa && strcmp(isa, "sse2") == 0))
+        js_str_stop_long = js_str_stop_avx2;
+#endif
+}
+
+JS_HOT const uint8_t *js_str_stop(const uint8_t *p)
+{
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                             _mm_cmplt_epi8(v, space));
+    unsigned mask = (unsigned)_mm_movemask_epi8(m);
+    if (JS_LIKELY(mask))
+        return p + __builtin_ctz(mask);
+    return js_str_stop_long(p + 16);
 }
 #else
 JS_HOT const uint8_t *js_str_stop(const uint8_t *p)
