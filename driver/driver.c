@@ -180,6 +180,8 @@ static void batch_start(driver_t *d, ckpt_batch_t *plan, bool replay)
     b->ntasks = b->plan.nsplits;
     b->tasks = sp_xcalloc(b->ntasks ? b->ntasks : 1, sizeof(task_run_t));
     b->merged = agg_table_new(d->r.plan->aggs, d->r.plan->naggs, d->r.plan->ngroups);
+    if (d->r.plan->ngroups == 0)
+        agg_table_touch(b->merged, "", 0); /* SELECT count(*) FROM t has a row even for no input */
     b->replay = replay;
     b->t_start_ns = sp_mono_ns();
     b->t_planned_ns = b->t_start_ns;
@@ -329,6 +331,8 @@ static void merge_ready(driver_t *d)
                         task_requeue(d, i);
                 }
                 agg_table_clear(b->merged);
+                if (d->r.plan->ngroups == 0)
+                    agg_table_touch(b->merged, "", 0);
                 b->next_merge = 0;
                 return;
             }

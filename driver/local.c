@@ -31,7 +31,11 @@ static pid_t spawn_one(local_cluster_t *lc, int index)
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    /* child */
+    /* child: the driver's signal handlers must not swallow a SIGTERM that
+     * arrives before exec, so restore the defaults first */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(1);
@@ -105,7 +109,7 @@ void local_stop(local_cluster_t *lc, int timeout_ms)
     for (int i = 0; i < lc->n; i++)
         if (lc->pids[i] > 0)
             kill(lc->pids[i], SIGTERM);
-    uint64_t deadline = sp_mono_ms() + (uint64_t)timeout_ms;
+    uint64_t start = sp_mono_ms(), deadline = start + (uint64_t)timeout_ms, resend = start + 100;
     for (;;) {
         int alive = 0;
         for (int i = 0; i < lc->n; i++) {
@@ -116,8 +120,15 @@ void local_stop(local_cluster_t *lc, int timeout_ms)
             else
                 alive++;
         }
-        if (alive == 0 || sp_mono_ms() >= deadline)
+        uint64_t now = sp_mono_ms();
+        if (alive == 0 || now >= deadline)
             break;
+        if (now >= resend) { /* in case one arrived while a child was still starting */
+            for (int i = 0; i < lc->n; i++)
+                if (lc->pids[i] > 0)
+                    kill(lc->pids[i], SIGTERM);
+            resend = now + 100;
+        }
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -441,6 +441,11 @@ static void cells_merge(const agg_spec_t *aggs, size_t naggs, agg_cell_t *dst, c
     }
 }
 
+void agg_table_touch(agg_table_t *t, const void *key, size_t klen)
+{
+    (void)find_or_insert(t, key, klen, sp_key_hash(key, klen));
+}
+
 int agg_table_merge_entry(agg_table_t *t, const void *key, size_t klen, const void *state,
                           size_t slen, sp_err_t *err)
 {

@@ -54,6 +54,11 @@ size_t agg_table_memory(const agg_table_t *t);
  * slot values (the aggregates read slots[spec.slot]). Strings are copied. */
 void agg_table_add_row(agg_table_t *t, const sp_value_t *keys, const sp_value_t *slots);
 
+/* Make sure the group with these key bytes exists (with empty aggregate
+ * states: counts 0, the rest NULL). A global aggregate (no GROUP BY) has one
+ * group, the empty key, that exists even when no row arrives. */
+void agg_table_touch(agg_table_t *t, const void *key, size_t klen);
+
 /* Merge one encoded entry (key bytes as produced by the key codec, state
  * bytes as above) into the table. Validates both: SP_ECORRUPT with a
  * message when the bytes do not fit the layout. */

@@ -37,16 +37,15 @@
  * string), so the hot loops need no bounds checks: they stop at the NUL and
  * the slow path then tells "end of line" from "NUL byte in the line". The
  * padding makes the 8-, 16- and 32-byte loads at any position <= len safe
- * (a 32-byte string step starts at most 31 bytes before the NUL). The
+ * (no load starts past the NUL). The
  * copy also lets the rare strtod fallback NUL-terminate a number in place.
  * Copying a 200-byte line costs a few percent; it is what buys the
  * branch-free inner loops. */
 enum { JS_PAD = 64 };
 
-static uint8_t *js_grow(uint8_t *p, size_t *cap, size_t need)
+/* p grown to hold need bytes (new space zeroed). */
+__attribute__((noinline)) static uint8_t *js_grow_to(uint8_t *p, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return p;
     size_t n = *cap ? *cap : 256;
     while (n < need)
         n *= 2;
@@ -54,6 +53,11 @@ static uint8_t *js_grow(uint8_t *p, size_t *cap, size_t need)
     memset(p + *cap, 0, n - *cap); /* never read uninitialised padding */
     *cap = n;
     return p;
+}
+
+static inline uint8_t *js_grow(uint8_t *p, size_t *cap, size_t need)
+{
+    return JS_LIKELY(need <= *cap) ? p : js_grow_to(p, cap, need);
 }
 
 /* ---- the scanner ------------------------------------------------------ */
@@ -80,7 +84,7 @@ typedef enum js_tmpl_mode {
     JS_TMPL_WAIT,  /* dropped; learn again after tmpl_wait lines */
 } js_tmpl_mode_t;
 
-enum { JS_TMPL_MAX = 64, JS_TMPL_BACKOFF_MAX = 12 };
+enum { JS_TMPL_MAX = 256, JS_TMPL_LOOKAHEAD = 8, JS_TMPL_BACKOFF_MAX = 12 };
 
 /* Key table entry: a wanted key by (length, first 8 bytes). */
 typedef struct js_slot {
@@ -106,7 +110,7 @@ struct jscan {
     locale_t c_locale;    /* for the strtod fallback; created on first use */
     js_tmpl_t *tmpl;      /* the key template (see "the key template") */
     uint32_t ntmpl;
-    js_tmpl_mode_t tmpl_mode;
+    js_tmpl_mode_t tmpl_mode; /* JS_TMPL_LEARN (0) to begin with */
     uint32_t tmpl_wait;   /* lines to go before learning again */
     uint32_t tmpl_backoff;
     uint32_t line_keys, line_misses; /* of the current line */
@@ -159,13 +163,17 @@ static inline const uint8_t *js_fail_at(js_parse_t *jp, const uint8_t *at, const
     return NULL;
 }
 
-/* Copy [in, in+len) into s->buf with its padding. */
-static const uint8_t *js_load(jscan_t *s, const char *in, size_t len, js_parse_t *jp)
+__attribute__((cold, noinline, noreturn)) static void js_impossible_length(size_t len)
 {
-    if (len > SIZE_MAX / 2) { /* cannot be a real line; keeps len + JS_PAD from wrapping */
-        fprintf(stderr, "jscan: line length %zu is impossible\n", len);
-        abort();
-    }
+    fprintf(stderr, "jscan: line length %zu is impossible\n", len);
+    abort();
+}
+
+/* Copy [in, in+len) into s->buf with its padding. */
+static inline const uint8_t *js_load(jscan_t *s, const char *in, size_t len, js_parse_t *jp)
+{
+    if (JS_UNLIKELY(len > SIZE_MAX / 2)) /* keeps len + JS_PAD from wrapping */
+        js_impossible_length(len);
     s->buf = js_grow(s->buf, &s->buf_cap, len + JS_PAD);
     if (len)
         memcpy(s->buf, in, len);
@@ -361,10 +369,13 @@ static uint8_t *js_put_utf8(uint8_t *o, uint32_t cp)
 }
 
 /* Continue a string at q, where the fast scan stopped on something other
- * than the closing quote. Validates escapes (\uXXXX surrogates must pair),
- * UTF-8 and control characters; when *out is not NULL appends the unescaped
- * bytes there and advances it. Returns the byte after the closing quote, or
- * NULL with the error recorded. The output is never longer than the input. */
+ * than the closing quote. Validates escapes, UTF-8 and control characters;
+ * when *out is not NULL appends the unescaped bytes there and advances it.
+ * A \u escape of a surrogate that is not half of a pair (high then low)
+ * is grammatical JSON (RFC 8259 8.2) but has no UTF-8 form: it unescapes
+ * as U+FFFD, as json-c does, and whatever follows it is read on its own.
+ * Returns the byte after the closing quote, or NULL with the error
+ * recorded. The output is never longer than the input. */
 __attribute__((noinline)) static const uint8_t *js_str_slow(js_parse_t *jp, const uint8_t *q,
                                                              uint8_t **out)
 {
@@ -389,14 +400,14 @@ __attribute__((noinline)) static const uint8_t *js_str_slow(js_parse_t *jp, cons
                 if (u < 0)
                     return js_fail(jp, q, "invalid \\u escape in string");
                 cp = (uint32_t)u;
-                if (cp >= 0xDC00 && cp <= 0xDFFF)
-                    return js_fail(jp, q, "unpaired UTF-16 surrogate escape in string");
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    int lo = q[6] == '\\' && q[7] == 'u' ? js_hex4(q + 8) : -1;
-                    if (lo < 0xDC00 || lo > 0xDFFF)
-                        return js_fail(jp, q, "unpaired UTF-16 surrogate escape in string");
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-                    q += 6;
+                if (cp >= 0xD800 && cp <= 0xDFFF) {
+                    int lo = cp <= 0xDBFF && q[6] == '\\' && q[7] == 'u' ? js_hex4(q + 8) : -1;
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+                        q += 6;
+                    } else {
+                        cp = 0xFFFD; /* a lone surrogate */
+                    }
                 }
                 q += 4; /* and 2 below */
                 break;
@@ -713,6 +724,11 @@ JS_HOT const uint8_t *js_skip_scalar(js_parse_t *jp, const uint8_t *p)
  * `depth` (the number of containers around it). */
 JS_HOT const uint8_t *js_skip_value(js_parse_t *jp, const uint8_t *p, unsigned depth)
 {
+    js_num_t n;
+    if (*p == '"')
+        return js_str_skip(jp, p);
+    if (*p == '-' || (*p >= '0' && *p <= '9'))
+        return js_num_span(jp, p, &n);
     if (*p == '{' || *p == '[')
         return js_skip_nested(jp, p, depth);
     return js_skip_scalar(jp, p);
@@ -767,7 +783,8 @@ after: /* a value ended inside container d - 1 */
         goto value;
     }
     if (*p != (obj ? '}' : ']'))
-        return js_fail_at(jp, p, obj ? "expected ',' or '}' in object" : "expected ',' or ']' in array");
+        return js_fail_at(jp, p,
+                          obj ? "expected ',' or '}' in object" : "expected ',' or ']' in array");
 close: /* *p closes container d - 1 */
     p++;
     if (--d == 0)
@@ -856,9 +873,10 @@ static inline bool js_convert(jscan_t *s, const js_parse_t *jp, const js_tok_t *
     }
     switch (type) {
     case SP_TYPE_STRING:
-        if (t->kind == JSCAN_KIND_STRING)
-            return js_set_string(v, t->str_scratch ? (const char *)t->str : js_borrow(s, jp, t->str),
-                                 t->slen);
+        if (t->kind == JSCAN_KIND_STRING) {
+            const char *str = t->str_scratch ? (const char *)t->str : js_borrow(s, jp, t->str);
+            return js_set_string(v, str, t->slen);
+        }
         return js_set_string(v, js_borrow(s, jp, t->start), (size_t)(t->end - t->start));
     case SP_TYPE_BIGINT:
         v->type = SP_TYPE_BIGINT;
@@ -932,74 +950,7 @@ JS_HOT int js_key_find(const jscan_t *s, const uint8_t *k, size_t len)
     return js_key_probe(s, k, len);
 }
 
-/* ---- public API ------------------------------------------------------- */
-
-jscan_t *jscan_new(const char *const *names, const sp_type_t *types, size_t ncols)
-{
-    jscan_t *s = sp_xcalloc(1, sizeof *s);
-    s->ncols = ncols;
-    s->row.first_type_error = -1;
-    if (ncols == 0)
-        return s;
-    s->cols = sp_xcalloc(ncols, sizeof *s->cols);
-    s->values = sp_xcalloc(ncols, sizeof *s->values);
-    s->err_seq = sp_xcalloc(ncols, sizeof *s->err_seq);
-    s->slot_bits = 2;
-    while ((1u << s->slot_bits) < 4 * ncols)
-        s->slot_bits++;
-    s->slots = sp_xmalloc(sizeof *s->slots << s->slot_bits);
-    for (size_t i = 0; i < (1u << s->slot_bits); i++)
-        s->slots[i] = (js_slot_t){.col = -1};
-    unsigned mask = (1u << s->slot_bits) - 1;
-    for (size_t c = 0; c < ncols; c++) {
-        js_col_t *col = &s->cols[c];
-        size_t len = strlen(names[c]);
-        col->name = sp_xmalloc(len + 8); /* 8 readable bytes for js_prefix */
-        memset(col->name, 0, len + 8);
-        memcpy(col->name, names[c], len);
-        col->len = (uint32_t)len;
-        col->type = types[c];
-        col->next_same = -1;
-        s->len_mask |= js_len_bit(len);
-        uint64_t prefix = js_prefix((const uint8_t *)col->name, len);
-        for (unsigned i = js_hash(prefix, len, s->slot_bits);; i = (i + 1) & mask) {
-            js_slot_t *e = &s->slots[i];
-            if (e->col < 0) {
-                *e = (js_slot_t){.prefix = prefix, .len = (uint32_t)len, .col = (int32_t)c};
-                break;
-            }
-            if (e->len == len && memcmp(s->cols[e->col].name, col->name, len) == 0) {
-                int last = e->col; /* the same key twice: chain the columns */
-                while (s->cols[last].next_same >= 0)
-                    last = s->cols[last].next_same;
-                s->cols[last].next_same = (int)c;
-                break;
-            }
-        }
-    }
-    s->row.values = s->values;
-    return s;
-}
-
-void jscan_destroy(jscan_t **sp)
-{
-    if (!sp || !*sp)
-        return;
-    jscan_t *s = *sp;
-    for (size_t c = 0; c < s->ncols; c++)
-        free(s->cols[c].name);
-    free(s->cols);
-    free(s->values);
-    free(s->err_seq);
-    free(s->slots);
-    free(s->buf);
-    free(s->scratch);
-    free(s->tmpl);
-    if (s->c_locale)
-        freelocale(s->c_locale);
-    free(s);
-    *sp = NULL;
-}
+/* ---- keys and values of a line ------------------------------------------ */
 
 /* Read a key string at p (which must be a '"'), unescaped when needed into
  * scratch space that the next key reuses. */
@@ -1094,11 +1045,15 @@ JS_HOT const uint8_t *js_value(jscan_t *s, js_parse_t *jp, const uint8_t *p, int
  * where the key ends) and on a match jumps straight to the value. Equal
  * bytes are the same, already validated, key: nothing is trusted that was
  * not checked. A mismatch takes the general path for that key and resyncs
- * on a later template key (so an optional key costs one miss). When most
- * keys of a line miss, the template is dropped and learnt again from a
- * later line, waiting twice as long after each failure, so data without a
- * stable key order costs almost nothing extra. */
+ * on a later template key (so an optional key costs one miss). When more
+ * than a quarter of the keys of a line miss, the template is dropped and
+ * learnt again from a later line, waiting twice as long after each
+ * failure, so data without a stable key order costs almost nothing extra. */
 
+/* Whether the bytes at p are t's pattern. The compare reads up to 32 bytes
+ * whatever the pattern's length, past the end of the line if need be (the
+ * padding allows it); a pattern never holds a NUL (no valid key, colon or
+ * whitespace does), so it cannot match across the line's sentinel. */
 JS_HOT bool js_tmpl_hit(const js_tmpl_t *t, const uint8_t *p)
 {
 #if defined(__SSE2__)
@@ -1122,8 +1077,6 @@ static void js_tmpl_insert(jscan_t *s, uint32_t i, const uint8_t *k0, const uint
     size_t n = (size_t)(v - k0);
     if (s->ntmpl == JS_TMPL_MAX || n > sizeof s->tmpl->pat)
         return;
-    if (!s->tmpl)
-        s->tmpl = sp_xmalloc(JS_TMPL_MAX * sizeof *s->tmpl);
     memmove(&s->tmpl[i + 1], &s->tmpl[i], (s->ntmpl - i) * sizeof *s->tmpl);
     s->ntmpl++;
     js_tmpl_t *t = &s->tmpl[i];
@@ -1137,8 +1090,10 @@ static void js_tmpl_insert(jscan_t *s, uint32_t i, const uint8_t *k0, const uint
 /* A key read the general way: [k0, v) from its opening quote to its value,
  * column c; ti is the template position. When learning, append the key.
  * When using the template, return the position after the template key
- * equal to it (keys were missing), or insert it at ti (a key the template
- * lacks): an optional key costs one miss, and only on lines that deviate. */
+ * equal to it among the next few (keys were missing), or insert it at ti
+ * (a key the template lacks): an optional key costs one miss, and only on
+ * lines that deviate. The look-ahead is bounded so that very wide lines
+ * (more keys than the template holds) cost a bounded amount per miss. */
 __attribute__((noinline)) static uint32_t js_tmpl_miss(jscan_t *s, const uint8_t *k0,
                                                         const uint8_t *v, int c, uint32_t ti)
 {
@@ -1150,7 +1105,7 @@ __attribute__((noinline)) static uint32_t js_tmpl_miss(jscan_t *s, const uint8_t
     if (s->tmpl_mode != JS_TMPL_USE)
         return ti;
     s->line_misses++;
-    for (uint32_t j = ti; j < s->ntmpl; j++) {
+    for (uint32_t j = ti; j < s->ntmpl && j < ti + JS_TMPL_LOOKAHEAD; j++) {
         const js_tmpl_t *t = &s->tmpl[j];
         if (t->n == n && memcmp(t->pat, k0, n) == 0)
             return j + 1;
@@ -1165,22 +1120,26 @@ static inline void js_tmpl_start(jscan_t *s)
 {
     s->line_keys = 0;
     s->line_misses = 0;
-    if (s->tmpl_mode == JS_TMPL_LEARN) {
-        s->ntmpl = 0; /* (a learning line that failed may have left keys) */
-    } else if (s->tmpl_mode == JS_TMPL_WAIT && s->tmpl_wait-- == 0) {
+    if (s->tmpl_mode == JS_TMPL_WAIT && s->tmpl_wait > 0)
+        s->tmpl_wait--;
+    else if (s->tmpl_mode == JS_TMPL_WAIT)
         s->tmpl_mode = JS_TMPL_LEARN;
-        s->ntmpl = 0;
+    if (s->tmpl_mode == JS_TMPL_LEARN) {
+        if (!s->tmpl)
+            s->tmpl = sp_xmalloc(JS_TMPL_MAX * sizeof *s->tmpl);
+        s->ntmpl = 0; /* (also what a learning line that failed left) */
     }
 }
 
 /* After a valid object line: use what was learnt, or drop a template that
- * mostly missed and wait twice as long as last time before learning anew. */
+ * missed more than a quarter of the keys and wait twice as long as last
+ * time before learning anew. */
 static void js_tmpl_update(jscan_t *s)
 {
     if (s->tmpl_mode == JS_TMPL_LEARN) {
         s->tmpl_mode = s->ntmpl ? JS_TMPL_USE : JS_TMPL_LEARN;
     } else if (s->tmpl_mode == JS_TMPL_USE) {
-        if (2 * s->line_misses > s->line_keys) {
+        if (4 * s->line_misses > s->line_keys) {
             s->tmpl_mode = JS_TMPL_WAIT;
             s->ntmpl = 0;
             s->tmpl_wait = 1u << s->tmpl_backoff;
@@ -1200,9 +1159,9 @@ static void js_tmpl_update(jscan_t *s)
  * whitespace and tests again. */
 static const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
 {
-    const js_tmpl_t *tmpl = s->tmpl;
-    uint32_t ntmpl = s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0;
-    uint32_t ti = 0, ordinal = 0;
+    const js_tmpl_t *t = s->tmpl; /* the template key expected next */
+    const js_tmpl_t *tend = t + (s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0);
+    uint32_t ordinal = 0;
     p++;
     if (JS_UNLIKELY(*p != '"')) {
         p = js_ws(p);
@@ -1211,10 +1170,10 @@ static const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
     }
     for (;; ordinal++) {
         int c;
-        if (JS_LIKELY(ti < ntmpl) && js_tmpl_hit(&tmpl[ti], p)) {
-            c = tmpl[ti].col;
-            p += tmpl[ti].n;
-            ti++;
+        if (JS_LIKELY(t < tend) && js_tmpl_hit(t, p)) {
+            c = t->col;
+            p += t->n;
+            t++;
             if (JS_UNLIKELY(*p <= ' ')) /* more whitespace than the template had */
                 p = js_ws(p);
         } else {
@@ -1229,9 +1188,10 @@ static const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
                     return js_fail_at(jp, p, "expected ':' after key");
             }
             p = js_ws(p + 1);
-            ti = js_tmpl_miss(s, k0, p, c, ti);
-            tmpl = s->tmpl; /* (allocated on the first insert) */
-            ntmpl = s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0;
+            if (s->tmpl_mode != JS_TMPL_WAIT) {
+                t = s->tmpl + js_tmpl_miss(s, k0, p, c, (uint32_t)(t - s->tmpl));
+                tend = s->tmpl + (s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0);
+            }
         }
         if (JS_LIKELY(c < 0)) {
             p = js_skip_value(jp, p, 1);
@@ -1240,19 +1200,18 @@ static const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
         }
         if (JS_UNLIKELY(!p))
             return NULL;
-        if (JS_UNLIKELY(*p != ',' && *p != '}'))
+        if (JS_UNLIKELY(*p != ',')) {
             p = js_ws(p);
-        if (JS_LIKELY(*p == ',')) {
-            p++;
-            if (JS_UNLIKELY(*p != '"'))
-                p = js_ws(p);
-            continue;
+            if (*p == '}') {
+                s->line_keys = ordinal + 1;
+                return p + 1;
+            }
+            if (*p != ',')
+                return js_fail_at(jp, p, "expected ',' or '}' in object");
         }
-        if (JS_LIKELY(*p == '}')) {
-            s->line_keys = ordinal + 1;
-            return p + 1;
-        }
-        return js_fail_at(jp, p, "expected ',' or '}' in object");
+        p++;
+        if (JS_UNLIKELY(*p != '"'))
+            p = js_ws(p);
     }
 }
 
@@ -1264,6 +1223,75 @@ static const uint8_t *js_object(jscan_t *s, js_parse_t *jp, const uint8_t *p)
     if (p)
         js_tmpl_update(s);
     return p;
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+jscan_t *jscan_new(const char *const *names, const sp_type_t *types, size_t ncols)
+{
+    jscan_t *s = sp_xcalloc(1, sizeof *s);
+    s->ncols = ncols;
+    s->row.first_type_error = -1;
+    if (ncols == 0)
+        return s;
+    s->cols = sp_xcalloc(ncols, sizeof *s->cols);
+    s->values = sp_xcalloc(ncols, sizeof *s->values);
+    s->err_seq = sp_xcalloc(ncols, sizeof *s->err_seq);
+    s->slot_bits = 2;
+    while ((1u << s->slot_bits) < 4 * ncols)
+        s->slot_bits++;
+    s->slots = sp_xmalloc(sizeof *s->slots << s->slot_bits);
+    for (size_t i = 0; i < (1u << s->slot_bits); i++)
+        s->slots[i] = (js_slot_t){.col = -1};
+    unsigned mask = (1u << s->slot_bits) - 1;
+    for (size_t c = 0; c < ncols; c++) {
+        js_col_t *col = &s->cols[c];
+        size_t len = strlen(names[c]);
+        col->name = sp_xmalloc(len + 8); /* 8 readable bytes for js_prefix */
+        memset(col->name, 0, len + 8);
+        memcpy(col->name, names[c], len);
+        col->len = (uint32_t)len;
+        col->type = types[c];
+        col->next_same = -1;
+        s->len_mask |= js_len_bit(len);
+        uint64_t prefix = js_prefix((const uint8_t *)col->name, len);
+        for (unsigned i = js_hash(prefix, len, s->slot_bits);; i = (i + 1) & mask) {
+            js_slot_t *e = &s->slots[i];
+            if (e->col < 0) {
+                *e = (js_slot_t){.prefix = prefix, .len = (uint32_t)len, .col = (int32_t)c};
+                break;
+            }
+            if (e->len == len && memcmp(s->cols[e->col].name, col->name, len) == 0) {
+                int last = e->col; /* the same key twice: chain the columns */
+                while (s->cols[last].next_same >= 0)
+                    last = s->cols[last].next_same;
+                s->cols[last].next_same = (int)c;
+                break;
+            }
+        }
+    }
+    s->row.values = s->values;
+    return s;
+}
+
+void jscan_destroy(jscan_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    jscan_t *s = *sp;
+    for (size_t c = 0; c < s->ncols; c++)
+        free(s->cols[c].name);
+    free(s->cols);
+    free(s->values);
+    free(s->err_seq);
+    free(s->slots);
+    free(s->buf);
+    free(s->scratch);
+    free(s->tmpl);
+    if (s->c_locale)
+        freelocale(s->c_locale);
+    free(s);
+    *sp = NULL;
 }
 
 /* The status of a line that is not blank and does not start with '{'. */
@@ -1301,7 +1329,8 @@ jscan_status_t jscan_line(jscan_t *s, const char *line, size_t len, const jscan_
     if (JS_LIKELY(*p == '{')) {
         p = js_object(s, &jp, p);
         if (JS_LIKELY(p)) {
-            p = js_ws(p);
+            if (JS_UNLIKELY(p != jp.end)) /* (the NUL would send js_ws out of line) */
+                p = js_ws(p);
             if (JS_LIKELY(p == jp.end)) {
                 if (JS_UNLIKELY(s->nerrs)) {
                     uint32_t best = UINT32_MAX;

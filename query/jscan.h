@@ -21,7 +21,9 @@
  * A line holding only whitespace (including a trailing '\r') is BLANK. A
  * line that is valid JSON but not an object is MALFORMED ("not a JSON
  * object"). Nesting deeper than JSCAN_MAX_DEPTH is MALFORMED. Strings must
- * be valid UTF-8 with no raw control characters. */
+ * be valid UTF-8 with no raw control characters. A \u escape of a UTF-16
+ * surrogate that is not half of a pair is valid JSON but has no UTF-8 form:
+ * it unescapes as U+FFFD (as json-c does). */
 #ifndef SP_JSCAN_H
 #define SP_JSCAN_H
 
@@ -70,7 +72,8 @@ jscan_status_t jscan_line(jscan_t *s, const char *line, size_t len, const jscan_
 
 /* True when [doc, doc+len) is exactly one valid JSON text of any kind
  * (object, array, string, number, true, false, null) with optional
- * surrounding whitespace; newlines count as whitespace here. */
+ * surrounding whitespace; newlines count as whitespace here. The limits
+ * above hold here too: nesting depth, UTF-8. */
 bool jscan_valid(const char *doc, size_t len);
 
 /* ---- field visitor (schema inference) -------------------------------- */

@@ -25,9 +25,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -853,7 +855,14 @@ static int last_batch(ckpt_t *c, MDB_txn *txn, int db, int64_t *out, sp_err_t *e
         return 0;
     if (rc != 0)
         return fail(c, rc, err, db_names[db]);
-    return batch_from_key(c, &k, db_names[db], out, err);
+    if ((rc = batch_from_key(c, &k, db_names[db], out, err)) != 0)
+        return rc;
+    /* The last key decides where the query resumes: its record's checksum
+     * (which covers the key) must hold. */
+    rd_t r;
+    char what[64];
+    snprintf(what, sizeof what, "the %s record of batch %" PRId64, db_names[db], *out);
+    return rec_open(c, &k, &v, db == CKPT_DB_OFFSETS ? CKPT_REC_OFFSETS : CKPT_REC_COMMIT, what, &r, err);
 }
 
 /* Begin a read transaction and look up db[batch_id] (`rec` names the
@@ -1044,8 +1053,11 @@ static int state_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, uin
     if (k->mv_size < 2)
         return damaged(c, err, "a state key of %zu bytes", k->mv_size);
     *group = (uint32_t)get_be(kp, 2);
-    if (v->mv_size < 1)
-        return damaged(c, err, "an empty state value in key group %u", *group);
+    if (v->mv_size < 1 + CKPT_REC_CRC)
+        return damaged(c, err, "a state value of %zu bytes in key group %u", v->mv_size, *group);
+    size_t vlen = v->mv_size - CKPT_REC_CRC;
+    if (rec_crc(kp, k->mv_size, vp, vlen) != (uint32_t)get_be(vp + vlen, 4))
+        return damaged(c, err, "a state entry in key group %u: checksum mismatch", *group);
     if (vp[0] == CKPT_STATE_SHORT) {
         if (k->mv_size > 2 + CKPT_KEY_INLINE_MAX)
             return damaged(c, err, "a short state entry under a long key in key group %u",
@@ -1053,18 +1065,18 @@ static int state_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, uin
         *key = kp + 2;
         *klen = k->mv_size - 2;
         *state = vp + 1;
-        *slen = v->mv_size - 1;
+        *slen = vlen - 1;
         return 0;
     }
     if (vp[0] != CKPT_STATE_LONG)
         return damaged(c, err, "a state value in key group %u has unknown version byte 0x%02x",
                        *group, vp[0]);
-    if (k->mv_size != 2 + LONG_KEY_LEN || v->mv_size < 5)
+    if (k->mv_size != 2 + LONG_KEY_LEN || vlen < 5)
         return damaged(c, err, "a long state entry in key group %u is malformed", *group);
     uint64_t n = get_be(vp + 1, 4);
-    if (n <= CKPT_KEY_INLINE_MAX || n > v->mv_size - 5)
+    if (n <= CKPT_KEY_INLINE_MAX || n > vlen - 5)
         return damaged(c, err, "a long state entry in key group %u has a key of %" PRIu64
-                       " bytes in a value of %zu", *group, n, v->mv_size);
+                       " bytes in a value of %zu", *group, n, vlen);
     uint8_t kb[LONG_KEY_LEN];
     long_key(kb, vp + 5, n);
     if (memcmp(kb, kp + 2, LONG_KEY_LEN) != 0)
@@ -1073,7 +1085,7 @@ static int state_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, uin
     *key = vp + 5;
     *klen = (size_t)n;
     *state = vp + 5 + n;
-    *slen = v->mv_size - 5 - (size_t)n;
+    *slen = vlen - 5 - (size_t)n;
     return 0;
 }
 
@@ -1382,8 +1394,81 @@ static int env_prepare(ckpt_t *c, sp_err_t *err)
     return rc;
 }
 
+/* ==== fault guard ==================================================================
+ * LMDB trusts its file: a page damaged in a way its checks miss can make it
+ * read wild memory. While a ckpt_* call runs (CKPT_GUARD), SIGSEGV and
+ * SIGBUS become the one-line "checkpoint is damaged" error and exit status
+ * 3; outside those calls they keep their previous disposition, so a bug
+ * elsewhere still crashes as it should. */
+
+static volatile sig_atomic_t guard_depth;
+static char guard_msg[PATH_MAX + 256];
+static size_t guard_msg_len;
+static struct sigaction guard_old_segv, guard_old_bus;
+static bool guard_installed;
+
+static void guard_handler(int sig, siginfo_t *info, void *uctx)
+{
+    if (guard_depth > 0) {
+        ssize_t w = write(STDERR_FILENO, guard_msg, guard_msg_len);
+        (void)w;
+        _exit(3);
+    }
+    const struct sigaction *old = sig == SIGBUS ? &guard_old_bus : &guard_old_segv;
+    if (old->sa_flags & SA_SIGINFO) {
+        old->sa_sigaction(sig, info, uctx);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ckpt_guard_faults(void)
+{
+    if (guard_installed)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &guard_old_segv);
+    sigaction(SIGBUS, &sa, &guard_old_bus);
+    guard_installed = true;
+}
+
+/* The message names the checkpoint most recently opened. */
+static void guard_name(const char *dir)
+{
+    int n = snprintf(guard_msg, sizeof guard_msg,
+                     "spate: error: checkpoint %s is damaged: the storage engine faulted reading it; "
+                     "restore it from a copy, or start with a new, empty checkpoint directory\n", dir);
+    guard_msg_len = n < 0 ? 0 : ((size_t)n < sizeof guard_msg ? (size_t)n : sizeof guard_msg - 1);
+}
+
+static int guard_enter(void)
+{
+    guard_depth++;
+    return 0;
+}
+
+static void guard_leave(int *token)
+{
+    (void)token;
+    guard_depth--;
+}
+
+#define CKPT_GUARD() int ckpt__guard_ __attribute__((cleanup(guard_leave), unused)) = guard_enter()
+
+
 int ckpt_open(const char *dir, unsigned flags, ckpt_t **out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
+    guard_name(dir);
     if (out == NULL)
         return sp_err_set(err, SP_EINVAL, "ckpt_open: out is NULL");
     *out = NULL;
@@ -1419,6 +1504,7 @@ int ckpt_open(const char *dir, unsigned flags, ckpt_t **out, sp_err_t *err)
 
 void ckpt_close(ckpt_t **cp)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     if (cp == NULL || *cp == NULL)
         return;
     ckpt_t *c = *cp;
@@ -1447,6 +1533,7 @@ const char *ckpt_dir(const ckpt_t *c) { return c->dir; }
 
 int ckpt_query_read(ckpt_t *c, ckpt_query_t *out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     memset(out, 0, sizeof *out);
     MDB_txn *txn;
     int rc = rtxn_begin(c, &txn, err);
@@ -1517,6 +1604,7 @@ static int query_write_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *e
 
 int ckpt_query_write(ckpt_t *c, const ckpt_query_t *q, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     if (strnlen(q->query_id, sizeof q->query_id) == sizeof q->query_id)
         return sp_err_set(err, SP_EINVAL, "checkpoint %s: query id is not a string of at most "
                           "36 characters", c->dir);
@@ -1662,6 +1750,7 @@ static int batch_plan_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *er
 
 int ckpt_batch_plan(ckpt_t *c, const ckpt_batch_t *b, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     int rc = batch_validate(c, b, err);
     if (rc != 0)
         return rc;
@@ -1718,6 +1807,7 @@ static int batch_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, int
 
 int ckpt_batch_read(ckpt_t *c, int64_t batch_id, ckpt_batch_t *out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     memset(out, 0, sizeof *out);
     MDB_txn *txn;
     uint8_t kb[BATCH_KEY_LEN];
@@ -1745,6 +1835,7 @@ void ckpt_batch_free(ckpt_batch_t *b)
 
 int ckpt_batch_last(ckpt_t *c, int64_t *planned, int64_t *committed, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     MDB_txn *txn;
     int64_t p = -1, m = -1;
     int rc = rtxn_begin(c, &txn, err);
@@ -1765,6 +1856,7 @@ int ckpt_batch_last(ckpt_t *c, int64_t *planned, int64_t *committed, sp_err_t *e
 
 int ckpt_files_seen(ckpt_t *c, const char *const *paths, size_t n, bool *seen, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     for (size_t i = 0; i < n; i++)
         seen[i] = false;
     if (n == 0)
@@ -1856,6 +1948,7 @@ static int txn_writable(ckpt_txn_t *t, sp_err_t *err)
 
 int ckpt_commit_begin(ckpt_t *c, int64_t batch_id, ckpt_txn_t **out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     *out = NULL;
     MDB_txn *txn;
     int rc = wtxn_begin(c, &txn, err);
@@ -1887,6 +1980,7 @@ int ckpt_commit_begin(ckpt_t *c, int64_t batch_id, ckpt_txn_t **out, sp_err_t *e
 int ckpt_txn_state_get(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
                        const void **state, size_t *slen, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     int rc = txn_usable(t, err);
     if (rc != 0)
         return rc;
@@ -1914,6 +2008,7 @@ int ckpt_txn_state_get(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
 int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
                        const void *state, size_t slen, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     int rc = txn_writable(t, err);
     if (rc != 0)
         return rc;
@@ -1942,7 +2037,7 @@ int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
             return txn_dead(t, fail(c, rc, err, "reading state"));
         }
     }
-    v.mv_size = (is_long ? 5 + klen : 1) + slen;
+    v.mv_size = (is_long ? 5 + klen : 1) + slen + CKPT_REC_CRC;
     v.mv_data = NULL;
     rc = mdb_put(t->txn, c->dbi[CKPT_DB_STATE], &k, &v, MDB_RESERVE);
     if (rc == MDB_MAP_FULL)
@@ -1960,11 +2055,14 @@ int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
     }
     if (slen)
         memcpy(p, state, slen);
+    size_t vlen = v.mv_size - CKPT_REC_CRC;
+    put_be((uint8_t *)v.mv_data + vlen, rec_crc(k.mv_data, k.mv_size, v.mv_data, vlen), 4);
     return 0;
 }
 
 int ckpt_txn_sink_put(ckpt_txn_t *t, const void *rec, size_t len, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     int rc = txn_writable(t, err);
     if (rc != 0)
         return rc;
@@ -2014,6 +2112,7 @@ static int state_walk(ckpt_t *c, MDB_txn *txn, ckpt_state_fn fn, void *ctx, sp_e
 
 int ckpt_txn_state_scan(ckpt_txn_t *t, ckpt_state_fn fn, void *ctx, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     int rc = txn_usable(t, err);
     if (rc != 0)
         return rc;
@@ -2022,6 +2121,7 @@ int ckpt_txn_state_scan(ckpt_txn_t *t, ckpt_state_fn fn, void *ctx, sp_err_t *er
 
 uint64_t ckpt_txn_state_count(ckpt_txn_t *t)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     MDB_stat st;
     if (t == NULL || t->c == NULL || t->txn == NULL ||
         mdb_stat(t->txn, t->c->dbi[CKPT_DB_STATE], &st) != 0)
@@ -2031,6 +2131,7 @@ uint64_t ckpt_txn_state_count(ckpt_txn_t *t)
 
 int ckpt_commit_end(ckpt_txn_t **tp, const ckpt_commit_t *rec, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     ckpt_txn_t *t = tp ? *tp : NULL;
     int rc = txn_writable(t, err);
     if (rc != 0 && t != NULL && t->c != NULL && t->c->scans != 0)
@@ -2077,6 +2178,7 @@ int ckpt_commit_end(ckpt_txn_t **tp, const ckpt_commit_t *rec, sp_err_t *err)
 
 void ckpt_txn_abort(ckpt_txn_t **tp)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     if (tp == NULL || *tp == NULL)
         return;
     ckpt_txn_t *t = *tp;
@@ -2092,6 +2194,7 @@ void ckpt_txn_abort(ckpt_txn_t **tp)
 
 int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     MDB_txn *txn;
     int rc = rtxn_begin(c, &txn, err);
     if (rc != 0)
@@ -2103,6 +2206,7 @@ int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err)
 
 int ckpt_commit_read(ckpt_t *c, int64_t batch_id, ckpt_commit_t *out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     MDB_txn *txn;
     uint8_t kb[BATCH_KEY_LEN];
     MDB_val k, v;
@@ -2116,6 +2220,7 @@ int ckpt_commit_read(ckpt_t *c, int64_t batch_id, ckpt_commit_t *out, sp_err_t *
 
 int ckpt_sink_read(ckpt_t *c, int64_t batch_id, void **rec, size_t *len, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     *rec = NULL;
     *len = 0;
     MDB_txn *txn;
@@ -2140,6 +2245,7 @@ int ckpt_sink_read(ckpt_t *c, int64_t batch_id, void **rec, size_t *len, sp_err_
 
 int ckpt_stats(ckpt_t *c, ckpt_stats_t *out, sp_err_t *err)
 {
+    CKPT_GUARD(); /* see "fault guard" */
     memset(out, 0, sizeof *out);
     out->last_planned = out->last_committed = -1;
     for (int i = 0; i < CKPT_DB_COUNT; i++)

@@ -58,6 +58,14 @@ enum ckpt_open_flags {
  * On success *out is a handle the caller closes with ckpt_close. */
 int ckpt_open(const char *dir, unsigned flags, ckpt_t **out, sp_err_t *err);
 
+/* Make a fault inside the storage engine, while a ckpt_* call runs, end the
+ * process with the one-line message "checkpoint DIR is damaged: ..." and
+ * exit status 3 instead of a crash (LMDB trusts its pages; a damaged page
+ * can make it read wild memory). Installs SIGSEGV/SIGBUS handlers that pass
+ * every other fault on to the previous disposition. Call once, early in
+ * main; the spate command does. */
+void ckpt_guard_faults(void);
+
 /* Close *c (aborting any open transaction) and set it to NULL; safe on NULL. */
 void ckpt_close(ckpt_t **c);
 

@@ -94,17 +94,21 @@
  * release, so that each one can read which format wrote a checkpoint and
  * refuse a newer one before it looks at anything else.
  *
- * STATE VALUES (many: lean, no type byte, no CRC)
+ * STATE VALUES (many: lean, no type byte, but a CRC, so that damage
+ * never turns into a silently wrong result)
  *
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------
  *   0       1     0x01: state version 1, short key (the key holds it)
  *   1       n     the aggregate state bytes (query/agg.h)
+ *   1+n     4     CRC-32 of the key bytes followed by value bytes [0, 1+n),
+ *                 big-endian
  *   or, for a group key longer than 400 bytes:
  *   0       1     0x02: state version 1, long key
  *   1       4     K, the group key's length, big-endian (K > 400)
  *   5       K     the whole group key
  *   5+K     n     the aggregate state bytes
+ *   5+K+n   4     CRC-32 as above
  *
  * PORTABILITY: everything spate writes is big-endian or MessagePack, built
  * byte by byte; no struct is ever dumped. LMDB's own page layout is native:

@@ -25,8 +25,8 @@ static const char *const bench_all = "Arrival_Time,Creation_Time,Device,Index,Mo
 typedef struct bench_counts {
     uint64_t bytes, lines, rows, blank, malformed, type_errors;
     uint64_t nonnull[BENCH_MAX_COLS];
-    double dsum; /* sum of DOUBLE values: checks the work was done */
-    int64_t isum;
+    double dsum;   /* checksums of the values: show the work was done */
+    uint64_t isum; /* (wrapping) */
     uint64_t slen;
 } bench_counts_t;
 
@@ -77,7 +77,7 @@ static void bench_row(const jscan_row_t *row, int ncols, bench_counts_t *c)
         const sp_value_t *v = &row->values[i];
         switch (v->type) {
         case SP_TYPE_NULL: continue;
-        case SP_TYPE_BIGINT: c->isum += v->u.i; break;
+        case SP_TYPE_BIGINT: c->isum += (uint64_t)v->u.i; break;
         case SP_TYPE_DOUBLE: c->dsum += v->u.d; break;
         case SP_TYPE_STRING: c->slen += v->u.s.len; break;
         case SP_TYPE_BOOLEAN: c->isum += v->u.b; break;
@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     printf("type_errors %llu\n", (unsigned long long)c->type_errors);
     for (int i = 0; i < ncols; i++)
         printf("non-null    %s %llu\n", names[i], (unsigned long long)c->nonnull[i]);
-    printf("checksum    %.6g %lld %llu\n", c->dsum, (long long)c->isum,
+    printf("checksum    %.6g %llu %llu\n", c->dsum, (unsigned long long)c->isum,
            (unsigned long long)c->slen);
     printf("seconds     %.4f (best of %lld)\n", best, (long long)repeat);
     printf("GB/s        %.3f\n", best > 0 ? (double)c->bytes / best / 1e9 : 0.0);

@@ -323,6 +323,11 @@ Test(bad, json_test_suite_through_the_engine)
                     doc[i] = ' ';
         }
         size_t lead = strspn(doc, " \t");
+        if (kind == 'i' && doc[lead] == '{') {
+            /* an i_ object may be taken or not: keep the count exact */
+            free(doc);
+            continue;
+        }
         if (kind == 'y' && doc[lead] == '{')
             objects++;
         sp_buf_append(&data, doc, len);
@@ -447,4 +452,53 @@ Test(bad, garbage_on_the_driver_socket_changes_nothing)
     e2e_expect_result(ckpt, o, names, 0);
     oracle_destroy(&o);
     free(bind);
+}
+
+/* Random damage, many times: 1, 4 or 32 bytes of data.mdb overwritten at
+ * random places. Whatever happens, no command may die of a signal; when
+ * one fails it says so in one line. */
+Test(bad, random_damage_never_crashes)
+{
+    e2e_gen(input, 3, 400, 46, false, NULL);
+    char *err = NULL;
+    cr_assert_eq(e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql",
+                           "SELECT gt, Model, count(*), min(User), avg(x) FROM activity GROUP BY gt, Model",
+                           "--checkpoint", ckpt, "--trigger", "available-now", "--max-files-per-trigger", "1",
+                           "--quiet", NULL),
+                 0, "%s", err);
+    free(err);
+    char *data = sp_xasprintf("%s/data.mdb", ckpt);
+    size_t len = 0;
+    char *orig = ts_read_file(data, &len);
+    unsigned seed = 1234;
+    int failures = 0, trials = 120;
+    for (int t = 0; t < trials; t++) {
+        char *bad = malloc(len);
+        memcpy(bad, orig, len);
+        int flips = t % 3 == 0 ? 1 : (t % 3 == 1 ? 4 : 32);
+        for (int f = 0; f < flips; f++)
+            bad[rand_r(&seed) % len] = (char)(rand_r(&seed) & 0xff);
+        ts_write_file(data, bad, len);
+        free(bad);
+        const char *cmds[3][12] = {
+            {"result", "--checkpoint", ckpt, "--format", "json", NULL},
+            {"checkpoint", "ls", ckpt, NULL},
+            {"run", "--source", src, "--sql", "SELECT gt, Model, count(*), min(User), avg(x) FROM activity GROUP BY gt, Model",
+             "--checkpoint", ckpt, "--trigger", "once", "--quiet", NULL},
+        };
+        for (int c = 0; c < 3; c++) {
+            int rc = e2e_spatev(30000, NULL, &err, cmds[c]);
+            cr_assert(rc >= 0 && rc < 128, "trial %d (%d bytes), %s: died with exit %d: %s", t, flips, cmds[c][0],
+                      rc, err);
+            if (rc != 0) {
+                failures++;
+                expect_one_line_error(err, "");
+            }
+            free(err);
+        }
+        ts_write_file(data, orig, len); /* each trial starts from the good file */
+    }
+    cr_log_info("%d of %d damaged runs refused, none crashed", failures, 3 * trials);
+    free(orig);
+    free(data);
 }

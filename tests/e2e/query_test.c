@@ -241,3 +241,13 @@ Test(query, streaming_picks_up_files_as_they_arrive)
     e2e_expect_result(ckpt, o, names, 0);
     oracle_destroy(&o);
 }
+
+/* SQL and Spark give a global aggregate one row even when no row passes. */
+Test(query, a_global_aggregate_of_no_rows_is_one_row)
+{
+    e2e_gen(input, 1, 200, 20, false, NULL);
+    run_available_now("SELECT count(*) AS n, sum(x) AS s FROM activity WHERE x > 1000", "1", NULL, NULL);
+    char *got = e2e_result_json(ckpt);
+    cr_assert_str_eq(got, "{\"n\":0,\"s\":null}\n");
+    free(got);
+}

@@ -3,6 +3,7 @@
  * (the executor/driver path), finalizing, and refusal of damaged bytes. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -293,6 +294,28 @@ Test(agg, many_groups_grow_the_table)
     }
     agg_table_clear(t);
     cr_assert_eq(agg_table_count(t), 0);
+    sp_buf_free(&st);
+    agg_table_destroy(&t);
+}
+
+Test(agg, touch_creates_an_empty_group_once)
+{
+    static const agg_spec_t s2[] = {{AGG_COUNT_STAR, -1, SP_TYPE_NULL, SP_TYPE_BIGINT},
+                                    {AGG_SUM, 0, SP_TYPE_BIGINT, SP_TYPE_BIGINT}};
+    agg_table_t *t = agg_table_new(s2, 2, 0);
+    agg_table_touch(t, "", 0);
+    agg_table_touch(t, "", 0);
+    cr_assert_eq(agg_table_count(t), 1);
+    size_t pos = 0;
+    const void *key;
+    size_t klen;
+    sp_buf_t st = SP_BUF_INIT;
+    cr_assert(agg_table_next(t, &pos, &key, &klen, NULL, &st));
+    sp_value_t v[2];
+    sp_err_t err;
+    cr_assert_eq(agg_state_finalize(s2, 2, st.data, st.len, v, &err), 0);
+    cr_assert_eq(v[0].u.i, 0, "count of nothing is 0");
+    cr_assert_eq(v[1].type, SP_TYPE_NULL, "sum of nothing is NULL");
     sp_buf_free(&st);
     agg_table_destroy(&t);
 }

@@ -898,11 +898,14 @@ Test(ckpt, records_match_the_documented_format)
                   v[n - 1]), (uint32_t)crc);
     free(v);
 
-    /* state[(0x0102, "abc")] = version byte, then the aggregate bytes */
+    /* state[(0x0102, "abc")] = version byte, the aggregate bytes, CRC */
     v = raw_get(dir, "state", "\x01\x02" "abc", 5, &n);
     cr_assert_not_null(v);
-    cr_assert_eq(n, 3);
+    cr_assert_eq(n, 7);
     cr_assert_eq(memcmp(v, "\x01\x09\x08", 3), 0);
+    uint8_t sealed[8] = {1, 9, 8};
+    raw_seal("\x01\x02" "abc", 5, sealed, 3);
+    cr_assert_eq(memcmp(v, sealed, 7), 0, "the CRC covers key and value");
     free(v);
 
     /* sources[path]: ['S', 1, [batch 3, size 1000, mtime], crc] */
@@ -968,8 +971,12 @@ Test(ckpt, older_checkpoint_without_some_databases)
     uint8_t rec[128];
     size_t n = craft_format(rec, sizeof rec, CKPT_FORMAT_MAGIC, 1);
     raw_put(dir, "metadata", "format", 6, rec, n);
-    raw_put(dir, "offsets", "\0\0\0\0\0\0\0\x09", 8, "junk-never-read", 15);
-    raw_put(dir, "commits", "\0\0\0\0\0\0\0\x09", 8, "junk-never-read", 15);
+    /* records whose frames hold (the last batch is checked) but whose
+     * bodies are never read here */
+    uint8_t o[32] = {'O', 1, 0x90}, m[32] = {'C', 1, 0x90};
+    size_t on = raw_seal("\0\0\0\0\0\0\0\x09", 8, o, 3), mn = raw_seal("\0\0\0\0\0\0\0\x09", 8, m, 3);
+    raw_put(dir, "offsets", "\0\0\0\0\0\0\0\x09", 8, o, on);
+    raw_put(dir, "commits", "\0\0\0\0\0\0\0\x09", 8, m, mn);
     cr_assert_eq(raw_main_entries(dir), 3);
 
     ckpt_t *c = open_ok(dir, CKPT_READONLY);
@@ -1443,7 +1450,8 @@ Test(ckpt, damage_lying_lengths)
     assert_err(ckpt_batch_read(c, 1, &b, &err), SP_EVERSION, err, "record version 2");
     /* A state value with an unknown version byte. */
     ckpt_close(&c);
-    raw_put(dir, "state", "\x00\x05zz", 4, "\x07xyz", 4);
+    uint8_t sv[8] = {0x07, 'x', 'y', 'z'};
+    raw_put(dir, "state", "\x00\x05zz", 4, sv, raw_seal("\x00\x05zz", 4, sv, 4));
     c = open_ok(dir, CKPT_READONLY);
     scan_ctx_t ctx = {0};
     assert_err(ckpt_state_scan(c, check_entry, &ctx, &err), SP_ECORRUPT, err,
@@ -1711,6 +1719,41 @@ Test(ckpt, fixture)
         fixture_build(out);
         fixture_check(out);
     }
+    ts_rmtree(dir);
+    free(dir);
+}
+
+/* A state value damaged in place is caught by its checksum, never read as
+ * another number. */
+Test(ckpt, damaged_state_value_is_caught_by_its_crc)
+{
+    char *dir = ts_tmpdir("ckpt");
+    sp_err_t err = {0};
+    ckpt_t *c = open_ok(dir, CKPT_CREATE);
+    fill_small(c);
+    ckpt_close(&c);
+    MDB_env *env = raw_open(dir);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "state", 0, &dbi), 0);
+    MDB_cursor *cur;
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    uint8_t copy[512];
+    cr_assert(v.mv_size <= sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[1] ^= 0x01; /* one bit of the aggregate bytes */
+    MDB_val nv = {v.mv_size, copy};
+    cr_assert_eq(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+    mdb_cursor_close(cur);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    c = open_ok(dir, CKPT_READONLY);
+    scan_ctx_t ctx = {0};
+    assert_err(ckpt_state_scan(c, check_entry, &ctx, &err), SP_ECORRUPT, err, "checksum mismatch");
+    ckpt_close(&c);
     ts_rmtree(dir);
     free(dir);
 }

@@ -87,3 +87,13 @@ size_t craft_format(uint8_t *out, size_t cap, const char *magic, uint64_t versio
     msgpack_sbuffer_destroy(&sb);
     return n;
 }
+
+size_t raw_seal(const void *key, size_t klen, uint8_t *buf, size_t len)
+{
+    uLong crc = crc32(crc32(0, key, (uInt)klen), buf, (uInt)len);
+    buf[len] = (uint8_t)(crc >> 24);
+    buf[len + 1] = (uint8_t)(crc >> 16);
+    buf[len + 2] = (uint8_t)(crc >> 8);
+    buf[len + 3] = (uint8_t)crc;
+    return len + 4;
+}

@@ -22,4 +22,8 @@ uint8_t *raw_get(const char *dir, const char *db, const void *k, size_t klen, si
  * returns its length. */
 size_t craft_format(uint8_t *out, size_t cap, const char *magic, uint64_t version);
 
+/* Append the CRC-32 of key then buf[0, len) (big-endian) at buf[len];
+ * buf must have room for 4 more bytes. Returns len + 4. */
+size_t raw_seal(const void *key, size_t klen, uint8_t *buf, size_t len);
+
 #endif
