@@ -56,7 +56,8 @@ typedef struct task_run {
     uint32_t attempt;
     sched_exec_t *exec;        /* while RUNNING */
     sched_exec_t *last_exec;   /* where the last attempt ran (a hint only) */
-    uint32_t failures;
+    uint32_t failures;        /* attempts that reported an error */
+    uint32_t losses;          /* attempts whose executor was lost */
     char *last_error;
     zmq_msg_t *parts;          /* RESULT_PART frames of the current attempt */
     uint32_t nparts, parts_cap;
@@ -219,6 +220,11 @@ static void task_requeue(driver_t *d, size_t i)
     t->attempt++;
 }
 
+/* Losing executors while they run a task is usually not the task's fault
+ * (an executor was killed or cut off), so losses get a looser bound than
+ * errors; but a task whose executors keep dying must not loop forever. */
+static uint32_t max_task_losses(const driver_t *d) { return 4 * d->o->max_task_failures; }
+
 /* An executor is gone: its running tasks go to others. */
 static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
 {
@@ -229,6 +235,14 @@ static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
         if (t->status == TASK_RUNNING && t->exec == e) {
             task_requeue(d, i);
             t->last_exec = NULL;
+            if (++t->losses >= max_task_losses(d)) {
+                const ckpt_split_t *sp = &b->plan.splits[i];
+                driver_fail(d, SP_EFAILED,
+                            "task %zu of batch %lld (%s bytes %llu-%llu): %u executors were lost while "
+                            "running it (last: %s, %s)",
+                            i, (long long)b->plan.batch_id, task_path(b, i), (unsigned long long)sp->start,
+                            (unsigned long long)sp->end, t->losses, e->id, why);
+            }
         }
         if (t->last_exec == e)
             t->last_exec = NULL;

@@ -128,6 +128,13 @@ static void worker_run_task(worker_t *w, void *push, query_cache_t *cache, exec_
     sp_err_t err;
     sp_err_clear(&err);
     task_stats_t stats = {0};
+    /* Test knob: SPATE_FAULT=executor-crash:SUBSTRING kills the executor
+     * when it starts a task on a file whose path contains SUBSTRING. */
+    const char *fault = getenv("SPATE_FAULT");
+    if (fault && strncmp(fault, "executor-crash:", 15) == 0 && strstr(t->path, fault + 15)) {
+        SP_WARN(LOG, "SPATE_FAULT: killing the executor on %s", t->path);
+        raise(SIGKILL);
+    }
     /* Test knob: stretch every task so fault tests can land in the middle. */
     const char *slow = getenv("SPATE_TEST_SLOW_TASK_MS");
     if (slow && atoi(slow) > 0) {

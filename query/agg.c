@@ -169,7 +169,7 @@ static agg_entry_t *find_or_insert(agg_table_t *t, const void *key, size_t klen,
         if (e == 0)
             break;
         agg_entry_t *ent = entry_at(t, e - 1);
-        if (ent->hash == hash && ent->klen == klen && memcmp(ent->key, key, klen) == 0)
+        if (ent->hash == hash && ent->klen == klen && (klen == 0 || memcmp(ent->key, key, klen) == 0))
             return ent;
         slot = (slot + 1) & t->index_mask;
     }

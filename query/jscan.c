@@ -14,12 +14,12 @@
 
 #include "sp_util.h"
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) /* all of x86-64; other machines take the plain C loops */
 #include <emmintrin.h>
-#endif
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define JS_AVX2 1 /* an AVX2 loop for long strings, chosen at load time */
+#endif
 #endif
 
 #define JS_LIKELY(x) __builtin_expect(!!(x), 1)

@@ -305,3 +305,25 @@ Test(restart, a_killed_executor_is_replaced_and_its_tasks_retried)
     e2e_expect_result(ckpt, o, names, 0);
     oracle_destroy(&o);
 }
+
+/* A file whose task kills every executor that runs it must stop the query
+ * with a message naming it, not loop forever. */
+Test(restart, a_task_that_keeps_killing_executors_fails_the_query)
+{
+    e2e_gen(input, 2, 300, 32, false, NULL);
+    e2e_gen(input, 1, 300, 33, false, "poison-");
+    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+                          "--trigger", "available-now", "--sink", "memory:t", "--executors", "2",
+                          "--max-task-failures", "2", NULL};
+    pid_t pid = e2e_spawn(dir, "run", "SPATE_FAULT=executor-crash:poison-", args);
+    int status;
+    cr_assert(ts_wait(pid, 60000, &status), "the query did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "expected exit 1");
+    char *errpath = sp_xasprintf("%s/run.err", dir);
+    char *err = ts_read_file(errpath, NULL);
+    cr_assert(strstr(err, "spate: error: ") && strstr(err, "poison-00000.json") &&
+                  strstr(err, "executors were lost while running it"),
+              "%s", err);
+    free(err);
+    free(errpath);
+}
