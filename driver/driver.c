@@ -37,7 +37,7 @@ void driver_opts_init(driver_opts_t *o)
     o->output_mode = OUTPUT_COMPLETE;
     o->mode = WIRE_MODE_PERMISSIVE;
     o->split_bytes = 32u << 20;
-    o->infer_bytes = 64u << 20;
+    o->infer_bytes = 16u << 20;
     o->poll_ms = 1000;
     o->local_slots = 1;
     o->heartbeat_ms = 500;
@@ -882,7 +882,21 @@ int driver_run(const driver_opts_t *o, sp_err_t *err)
     signal(SIGPIPE, SIG_IGN);
     (void)old_pipe;
 
-    int rc = resolve_query(o, &driver_stop_signals, &d->r, err);
+    /* Executors start first, so they register while the driver settles the
+     * checkpoint and schema. */
+    d->sched = sched_new();
+    int rc = open_router(d, err);
+    if (rc != 0)
+        goto out;
+    if (o->local_executors > 0) {
+        const char *level = sp_log_get_level() >= SP_LOG_DEBUG ? "debug" : "warn";
+        int lrc = local_start(&d->local, o->exe, d->endpoint, o->local_executors, o->local_slots, level);
+        if (lrc != 0) {
+            rc = sp_err_set(err, SP_EIO, "cannot start local executors: %s", strerror(-lrc));
+            goto out;
+        }
+    }
+    rc = resolve_query(o, &driver_stop_signals, &d->r, err);
     if (rc == SP_ENOTFOUND || rc == SP_ESTOPPED) {
         if (rc == SP_ENOTFOUND)
             SP_INFO(LOG, "no data in %s: nothing to do", o->source_path);
@@ -899,9 +913,6 @@ int driver_run(const driver_opts_t *o, sp_err_t *err)
         goto out;
     d->last_committed = committed;
     d->next_batch_id = planned + 1;
-    d->sched = sched_new();
-    if ((rc = open_router(d, err)) != 0)
-        goto out;
     SP_INFO(LOG, "query %s%s%s (id %s, run %s) on checkpoint %s; executors connect to %s",
             d->r.rec.name[0] ? "'" : "", d->r.rec.name, d->r.rec.name[0] ? "'" : "", d->r.rec.query_id,
             d->run_id, o->checkpoint, d->endpoint);
@@ -914,14 +925,6 @@ int driver_run(const driver_opts_t *o, sp_err_t *err)
         batch_start(d, &plan, true);
     } else if (committed >= 0) {
         SP_INFO(LOG, "resuming after batch %lld", (long long)committed);
-    }
-    if (o->local_executors > 0) {
-        const char *level = sp_log_get_level() >= SP_LOG_DEBUG ? "debug" : "warn";
-        int lrc = local_start(&d->local, o->exe, d->endpoint, o->local_executors, o->local_slots, level);
-        if (lrc != 0) {
-            rc = sp_err_set(err, SP_EIO, "cannot start local executors: %s", strerror(-lrc));
-            goto out;
-        }
     }
     rc = run_loop(d, err);
     if (rc == 0 && d->o->trigger != TRIGGER_DEFAULT && d->o->trigger != TRIGGER_INTERVAL && d->finished)

@@ -30,16 +30,23 @@ int resolve_infer_schema(const source_listing_t *files, uint64_t max_bytes, sche
                          sp_err_t *err)
 {
     schema_infer_t *si = schema_infer_new();
-    uint64_t budget = max_bytes ? max_bytes : UINT64_MAX;
+    uint64_t total = max_bytes ? max_bytes : UINT64_MAX;
+    /* Spread the sample over the files (each gets an equal share, at least
+     * 256 KiB, from its start) rather than reading the first file alone. */
+    uint64_t share = files->nfiles ? total / files->nfiles : total;
+    if (share < (256u << 10))
+        share = 256u << 10;
     size_t cap = 1 << 20, len = 0;
     char *buf = sp_xmalloc(cap);
     size_t files_read = 0;
-    for (size_t i = 0; i < files->nfiles && budget > 0; i++) {
+    for (size_t i = 0; i < files->nfiles && total > 0; i++) {
         int fd = open(files->files[i].path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
         files_read++;
         len = 0;
+        uint64_t budget = share < total ? share : total;
+        total -= budget;
         for (;;) {
             if (len == cap) {
                 if (cap >= (64u << 20)) { /* a line this long: give up on this file */
@@ -73,6 +80,7 @@ int resolve_infer_schema(const source_listing_t *files, uint64_t max_bytes, sche
         if (len > 0 && budget > 0)
             schema_infer_line(si, buf, len);
         close(fd);
+        total += budget; /* what a small file left unread goes to the others */
     }
     free(buf);
     schema_t *s = schema_infer_result(si);
