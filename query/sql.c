@@ -840,7 +840,9 @@ static int parse_aggregate(parser_t *p, sql_item_t *it)
         return rc;
     if (at_kw(p, KW_DISTINCT))
         return error_at(p, p->tok.start, REFUSED, "%s(DISTINCT ...) is not supported", fname);
-    if (p->tok.kind == TOK_STAR && it->agg == SQL_AGG_COUNT) {
+    if ((p->tok.kind == TOK_STAR || p->tok.kind == TOK_NUMBER) && it->agg == SQL_AGG_COUNT) {
+        /* count(*), and count(1) as Spark users write it: a number is never
+         * NULL, so both count rows (Spark names both "count(1)") */
         it->agg = SQL_AGG_COUNT_STAR;
         it->column_pos = p->tok.start;
         rc = advance(p);
@@ -848,7 +850,7 @@ static int parse_aggregate(parser_t *p, sql_item_t *it)
         rc = take_name(p, &it->column, &it->column_pos);
     } else {
         char what[64];
-        snprintf(what, sizeof what, it->agg == SQL_AGG_COUNT ? "a column or '*' in %s()" : "a column in %s()",
+        snprintf(what, sizeof what, it->agg == SQL_AGG_COUNT ? "a column, '*' or 1 in %s()" : "a column in %s()",
                  fname);
         return expected(p, what);
     }

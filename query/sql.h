@@ -4,7 +4,7 @@
  *   query   := SELECT item (',' item)* FROM name [WHERE cond]
  *              [GROUP BY column (',' column)*] [';']
  *   item    := (column | aggregate) [[AS] alias]
- *   aggregate := COUNT '(' '*' ')' | COUNT '(' column ')'
+ *   aggregate := COUNT '(' '*' ')' | COUNT '(' number ')' | COUNT '(' column ')'
  *              | (SUM | MIN | MAX | AVG) '(' column ')'
  *   cond    := cond OR cond | cond AND cond | NOT cond | '(' cond ')'
  *              | operand cmp operand        cmp: = == != <> < <= > >=

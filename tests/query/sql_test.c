@@ -526,10 +526,10 @@ Test(sql, syntax_errors_point_at_the_position)
         {"SELECT x FROM t; SELECT", "SQL syntax error at line 1, column 18: expected end of query after ';', found 'SELECT'"},
         {"SELECT x FROM t;;", "SQL syntax error at line 1, column 17: expected end of query after ';', found ';'"},
         {"SELECT count(x FROM t", "SQL syntax error at line 1, column 16: expected ')', found 'FROM'"},
-        {"SELECT count() FROM t", "SQL syntax error at line 1, column 14: expected a column or '*' in count(), found ')'"},
+        {"SELECT count() FROM t", "SQL syntax error at line 1, column 14: expected a column, '*' or 1 in count(), found ')'"},
         {"SELECT sum(*) FROM t", "SQL syntax error at line 1, column 12: expected a column in sum(), found '*'"},
         {"SELECT avg(1) FROM t", "SQL syntax error at line 1, column 12: expected a column in avg(), found '1'"},
-        {"SELECT count(1) FROM t", "SQL syntax error at line 1, column 14: expected a column or '*' in count(), found '1'"},
+        {"SELECT count('a') FROM t", "SQL syntax error at line 1, column 14: expected a column, '*' or 1 in count(), found ''a''"},
         {"SELECT sum(x, y) FROM t", "SQL syntax error at line 1, column 13: expected ')', found ','"},
         {"SELECT x\nFROM t\nWHERE x = 'abc", "SQL syntax error at line 3, column 11: unterminated string literal"},
         {"SELECT x FROM t WHERE x = \"ab\\\"", "SQL syntax error at line 1, column 27: unterminated string literal"},
@@ -774,4 +774,15 @@ Test(sql, damaged_queries_parse_or_fail_cleanly)
     }
     free(buf);
     cr_assert_gt(ok, 0);
+}
+
+/* count(1), as Spark users write it, is count(*). */
+Test(sql, count_of_a_number_is_count_star)
+{
+    sql_stmt_t *st = NULL;
+    sp_err_t err;
+    cr_assert_eq(sql_parse("SELECT gt, count(1) AS n FROM t GROUP BY gt", &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(st->items[1].agg, SQL_AGG_COUNT_STAR);
+    cr_assert_null(st->items[1].column);
+    sql_stmt_destroy(&st);
 }
