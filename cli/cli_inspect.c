@@ -37,20 +37,6 @@ static int open_query(const char *dir, ckpt_t **ckpt, ckpt_query_t *q, plan_t **
     return 0;
 }
 
-typedef struct add_ctx {
-    result_set_t *rs;
-    sp_err_t *err;
-    int rc;
-} add_ctx_t;
-
-static int add_row(void *ctx, uint32_t group, const void *key, size_t klen, const void *state, size_t slen)
-{
-    (void)group;
-    add_ctx_t *a = ctx;
-    a->rc = result_set_add(a->rs, key, klen, state, slen, a->err);
-    return a->rc != 0;
-}
-
 int cli_result(int argc, char **argv)
 {
     enum { O_CKPT = 1, O_FORMAT, O_HELP };
@@ -95,8 +81,8 @@ int cli_result(int argc, char **argv)
     result_set_t *rs = NULL;
     if (rc == 0) {
         rs = result_set_new(plan);
-        add_ctx_t a = {rs, &err, 0};
-        rc = ckpt_state_scan(ckpt, add_row, &a, &err);
+        result_collect_t a = {rs, &err, 0};
+        rc = ckpt_state_scan(ckpt, result_collect_fn, &a, &err);
         if (a.rc != 0)
             rc = a.rc;
     }

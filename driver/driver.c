@@ -590,25 +590,11 @@ static int plan_next(driver_t *d, sp_err_t *err)
 
 /* ---- commit ------------------------------------------------------------------------ */
 
-typedef struct collect_ctx {
-    result_set_t *rs;
-    sp_err_t *err;
-    int rc;
-} collect_ctx_t;
-
-static int collect_one(void *ctx, uint32_t group, const void *key, size_t klen, const void *state, size_t slen)
-{
-    (void)group;
-    collect_ctx_t *c = ctx;
-    c->rc = result_set_add(c->rs, key, klen, state, slen, c->err);
-    return c->rc != 0;
-}
-
 /* Every group as transaction t sees it. */
 static int collect_state(ckpt_txn_t *t, result_set_t *rs, sp_err_t *err)
 {
-    collect_ctx_t c = {rs, err, 0};
-    int rc = ckpt_txn_state_scan(t, collect_one, &c, err);
+    result_collect_t c = {rs, err, 0};
+    int rc = ckpt_txn_state_scan(t, result_collect_fn, &c, err);
     return c.rc != 0 ? c.rc : rc;
 }
 

@@ -109,6 +109,15 @@ int result_set_add(result_set_t *rs, const void *key, size_t klen, const void *s
     return 0;
 }
 
+int result_collect_fn(void *ctx, uint32_t key_group, const void *key, size_t klen, const void *state,
+                      size_t slen)
+{
+    (void)key_group;
+    result_collect_t *c = ctx;
+    c->rc = result_set_add(c->rs, key, klen, state, slen, c->err);
+    return c->rc != 0;
+}
+
 /* ---- sorting -------------------------------------------------------------- */
 
 static _Thread_local const result_set_t *sort_rs;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "plan.h"
@@ -41,6 +42,18 @@ int result_set_add(result_set_t *rs, const void *key, size_t klen, const void *s
                    sp_err_t *err);
 
 size_t result_set_rows(const result_set_t *rs);
+
+/* Adding the entries of a state scan: pass result_collect_fn with a
+ * result_collect_t as the scan callback (it has ckpt_state_fn's shape);
+ * afterwards rc holds the first error, 0 when none. */
+typedef struct result_collect {
+    result_set_t *rs;
+    sp_err_t *err;
+    int rc;
+} result_collect_t;
+
+int result_collect_fn(void *ctx, uint32_t key_group, const void *key, size_t klen, const void *state,
+                      size_t slen);
 
 /* Sort rows by the grouping keys in GROUP BY order (NULL first). */
 void result_set_sort(result_set_t *rs);

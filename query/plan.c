@@ -200,14 +200,11 @@ static int bind_error(binder_t *b, int rc, size_t pos, const char *fmt, ...)
 /* "SQL error at line L, column C: <message>" with rc. */
 static int bind_error(binder_t *b, int rc, size_t pos, const char *fmt, ...)
 {
-    char msg[SP_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rc = sql_error_vat(b->err, rc, b->st->text, pos, "error", fmt, ap);
     va_end(ap);
-    int line, col;
-    sql_position(b->st->text, pos, &line, &col);
-    return sp_err_set(b->err, rc, "SQL error at line %d, column %d: %s", line, col, msg);
+    return rc;
 }
 
 /* Case-insensitive optimal-string-alignment distance (a transposition is

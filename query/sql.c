@@ -156,17 +156,24 @@ static bool word_is(const parser_t *p, const token_t *t, const char *word)
 static int error_at(parser_t *p, size_t pos, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+int sql_error_vat(sp_err_t *err, int rc, const char *text, size_t pos, const char *kind,
+                  const char *fmt, va_list ap)
+{
+    char msg[SP_ERR_MSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int line, col;
+    sql_position(text, pos, &line, &col);
+    return sp_err_set(err, rc, "SQL %s at line %d, column %d: %s", kind, line, col, msg);
+}
+
 /* "SQL <kind> at line L, column C: <message>" with SP_EPARSE. */
 static int error_at(parser_t *p, size_t pos, const char *kind, const char *fmt, ...)
 {
-    char msg[SP_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = sql_error_vat(p->err, SP_EPARSE, p->text, pos, kind, fmt, ap);
     va_end(ap);
-    int line, col;
-    sql_position(p->text, pos, &line, &col);
-    return sp_err_set(p->err, SP_EPARSE, "SQL %s at line %d, column %d: %s", kind, line, col, msg);
+    return rc;
 }
 
 #define SYNTAX "syntax error"

@@ -21,6 +21,7 @@
 #ifndef SP_SQL_H
 #define SP_SQL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,5 +104,11 @@ void sql_stmt_destroy(sql_stmt_t **st);
 
 /* Line and column (1-based) of byte offset pos in text. */
 void sql_position(const char *text, size_t pos, int *line, int *col);
+
+/* Record in err the one-line message "SQL <kind> at line L, column C:
+ * <message>" for byte offset pos of text; returns rc. Parser and binder
+ * both report through it. */
+int sql_error_vat(sp_err_t *err, int rc, const char *text, size_t pos, const char *kind,
+                  const char *fmt, va_list ap);
 
 #endif

@@ -21,27 +21,11 @@
 #include "sp_util.h"
 #include "wire.h"
 
-static char *dir, *input, *ckpt, *src;
+static e2e_env_t env;
 
-static void setup(void)
-{
-    dir = ts_tmpdir("e2e-bad");
-    input = sp_xasprintf("%s/input", dir);
-    ckpt = sp_xasprintf("%s/ckpt", dir);
-    src = sp_xasprintf("activity=json:%s", input);
-    char *cmd = sp_xasprintf("mkdir -p %s", input);
-    cr_assert_eq(system(cmd), 0);
-    free(cmd);
-}
+static void setup(void) { e2e_env_init(&env, "e2e-bad"); }
 
-static void teardown(void)
-{
-    ts_rmtree(dir);
-    free(dir);
-    free(input);
-    free(ckpt);
-    free(src);
-}
+static void teardown(void) { e2e_env_free(&env); }
 
 TestSuite(bad, .init = setup, .fini = teardown);
 
@@ -71,72 +55,72 @@ Test(bad, flags_are_refused_with_one_line)
     expect_usage(rc, err, "unknown flag '--bogus'");
     rc = e2e_spate(10000, NULL, &err, "run", "--sql", NULL);
     expect_usage(rc, err, "needs a value");
-    rc = e2e_spate(10000, NULL, &err, "run", "--sql", "SELECT count(*) FROM activity", "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--sql", "SELECT count(*) FROM activity", "--checkpoint", env.ckpt, NULL);
     expect_usage(rc, err, "--source NAME=json:DIR is required");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", "activity", "--sql", "x", "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", "activity", "--sql", "x", "--checkpoint", env.ckpt, NULL);
     expect_usage(rc, err, "expected NAME=FORMAT:DIR");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--max-files-per-trigger", "ten", NULL);
     expect_usage(rc, err, "'ten' is not a whole number");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--trigger", "sometimes", NULL);
     expect_usage(rc, err, "unknown trigger 'sometimes'");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--max-bytes-per-trigger", "12Q", NULL);
     expect_usage(rc, err, "unknown unit");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--sink", "kafka:x", NULL);
     expect_usage(rc, err, "unknown sink 'kafka:x'");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--output-mode", "append", NULL);
     expect_usage(rc, err, "append");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                    "--schema", "gt STRNG", NULL);
     expect_usage(rc, err, "unknown type 'STRNG'");
     rc = e2e_spate(10000, NULL, &err, "executor", NULL);
     expect_usage(rc, err, "--driver");
     rc = e2e_spate(10000, NULL, &err, "frobnicate", NULL);
     expect_usage(rc, err, "unknown command 'frobnicate'");
-    rc = e2e_spate(10000, NULL, &err, "result", "--checkpoint", ckpt, "--format", "xml", NULL);
+    rc = e2e_spate(10000, NULL, &err, "result", "--checkpoint", env.ckpt, "--format", "xml", NULL);
     expect_usage(rc, err, "unknown format 'xml'");
     /* nothing was created by any of these */
-    cr_assert_null(opendir(ckpt), "a refused command created the checkpoint directory");
+    cr_assert_null(opendir(env.ckpt), "a refused command created the checkpoint directory");
 }
 
 Test(bad, sql_errors_point_at_the_position)
 {
-    e2e_gen(input, 1, 100, 41, false, NULL);
+    e2e_gen(env.input, 1, 100, 41, false, NULL);
     char *err = NULL;
-    int rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql",
-                       "SELECT gt, count(*) FORM activity GROUP BY gt", "--checkpoint", ckpt, NULL);
+    int rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql",
+                       "SELECT gt, count(*) FORM activity GROUP BY gt", "--checkpoint", env.ckpt, NULL);
     expect_usage(rc, err, "line 1, column 21");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql",
-                   "SELECT gtt, count(*) FROM activity GROUP BY gtt", "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql",
+                   "SELECT gtt, count(*) FROM activity GROUP BY gtt", "--checkpoint", env.ckpt, NULL);
     expect_usage(rc, err, "did you mean 'gt'");
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql",
-                   "SELECT gt, sum(Device) FROM activity GROUP BY gt", "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql",
+                   "SELECT gt, sum(Device) FROM activity GROUP BY gt", "--checkpoint", env.ckpt, NULL);
     cr_assert_eq(rc, 2);
     expect_one_line_error(err, "Device");
     free(err);
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", src, "--sql",
-                   "SELECT gt, count(*) FROM other GROUP BY gt", "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", env.src, "--sql",
+                   "SELECT gt, count(*) FROM other GROUP BY gt", "--checkpoint", env.ckpt, NULL);
     expect_usage(rc, err, "other");
-    cr_assert_null(opendir(ckpt), "bad SQL must not create a checkpoint");
+    cr_assert_null(opendir(env.ckpt), "bad SQL must not create a checkpoint");
 }
 
 Test(bad, a_missing_or_unreadable_source_directory)
 {
     char *err = NULL;
-    char *missing = sp_xasprintf("activity=json:%s/nope", dir);
-    int rc = e2e_spate(10000, NULL, &err, "run", "--source", missing, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt, NULL);
+    char *missing = sp_xasprintf("activity=json:%s/nope", env.dir);
+    int rc = e2e_spate(10000, NULL, &err, "run", "--source", missing, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt, NULL);
     cr_assert_eq(rc, 1);
     expect_one_line_error(err, "nope");
     free(err);
     free(missing);
-    char *file = sp_xasprintf("%s/afile", dir);
+    char *file = sp_xasprintf("%s/afile", env.dir);
     ts_write_file(file, "x", 1);
     char *filesrc = sp_xasprintf("activity=json:%s", file);
-    rc = e2e_spate(10000, NULL, &err, "run", "--source", filesrc, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt, NULL);
+    rc = e2e_spate(10000, NULL, &err, "run", "--source", filesrc, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt, NULL);
     cr_assert_eq(rc, 1);
     expect_one_line_error(err, "not a directory");
     free(err);
@@ -146,17 +130,17 @@ Test(bad, a_missing_or_unreadable_source_directory)
 
 static int run_count(const char *mode, char **err)
 {
-    return e2e_spate(30000, NULL, err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    return e2e_spate(30000, NULL, err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                      "--trigger", "available-now", "--mode", mode, "--quiet", NULL);
 }
 
 Test(bad, a_damaged_checkpoint_is_refused_not_crashed_on)
 {
-    e2e_gen(input, 2, 300, 42, false, NULL);
+    e2e_gen(env.input, 2, 300, 42, false, NULL);
     char *err = NULL;
     cr_assert_eq(run_count("permissive", &err), 0, "%s", err);
     free(err);
-    char *data = sp_xasprintf("%s/data.mdb", ckpt);
+    char *data = sp_xasprintf("%s/data.mdb", env.ckpt);
     size_t len = 0;
     char *orig = ts_read_file(data, &len);
     cr_assert_gt(len, 8192);
@@ -179,9 +163,9 @@ Test(bad, a_damaged_checkpoint_is_refused_not_crashed_on)
         ts_write_file(data, bad, n);
         free(bad);
         const char *cmds[3][12] = {
-            {"result", "--checkpoint", ckpt, NULL},
-            {"checkpoint", "ls", ckpt, NULL},
-            {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt, "--trigger", "available-now", NULL},
+            {"result", "--checkpoint", env.ckpt, NULL},
+            {"checkpoint", "ls", env.ckpt, NULL},
+            {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt, "--trigger", "available-now", NULL},
         };
         for (int c = 0; c < 3; c++) {
             int rc = e2e_spatev(30000, NULL, &err, cmds[c]);
@@ -221,17 +205,17 @@ static void run_mode_and_compare(const char *mode, oracle_filter_fn filter)
     static const char *const names[] = {"gt", "n", "sx", "mi"};
     oracle_t *o = oracle_new(by, 1, aggs, 3, filter, NULL);
     cr_assert_eq(oracle_set_schema(o, ORACLE_ACTIVITY_SCHEMA), 0);
-    cr_assert_eq(oracle_add_dir(o, input), 0);
-    ts_rmtree(ckpt);
+    cr_assert_eq(oracle_add_dir(o, env.input), 0);
+    ts_rmtree(env.ckpt);
     char *err = NULL;
-    int rc = e2e_spate(30000, NULL, &err, "run", "--source", src, "--sql", SQL_TYPED, "--checkpoint", ckpt,
+    int rc = e2e_spate(30000, NULL, &err, "run", "--source", env.src, "--sql", SQL_TYPED, "--checkpoint", env.ckpt,
                        "--schema", ORACLE_ACTIVITY_SCHEMA, "--trigger", "available-now", "--mode", mode,
                        "--split-size", "8K", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     /* the progress lines report the malformed lines */
     cr_assert(strstr(err, " malformed)") != NULL, "%s", err);
     free(err);
-    e2e_expect_result(ckpt, o, names, 1e-9);
+    e2e_expect_result(env.ckpt, o, names, 1e-9);
     oracle_stats_t st = oracle_stats(o);
     cr_assert_gt(st.malformed, 0);
     if (filter == NULL)
@@ -243,16 +227,16 @@ static void run_mode_and_compare(const char *mode, oracle_filter_fn filter)
 
 Test(bad, permissive_and_dropmalformed_modes)
 {
-    e2e_gen(input, 4, 6000, 43, true, NULL);
+    e2e_gen(env.input, 4, 6000, 43, true, NULL);
     run_mode_and_compare("permissive", NULL);
     run_mode_and_compare("dropmalformed", typed_ok);
 }
 
 Test(bad, failfast_names_file_and_line)
 {
-    e2e_gen(input, 1, 3000, 44, true, NULL);
+    e2e_gen(env.input, 1, 3000, 44, true, NULL);
     char *err = NULL;
-    int rc = e2e_spate(30000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    int rc = e2e_spate(30000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                        "--schema", ORACLE_ACTIVITY_SCHEMA, "--trigger", "available-now", "--mode", "failfast",
                        "--quiet", NULL);
     cr_assert_eq(rc, 1, "failfast must fail: %s", err);
@@ -263,7 +247,7 @@ Test(bad, failfast_names_file_and_line)
     long line = atol(l + 6);
     cr_assert_gt(line, 0);
     /* that line of the file really is bad, and every line before it is fine */
-    char *path = sp_xasprintf("%s/part-00000.json", input);
+    char *path = sp_xasprintf("%s/part-00000.json", env.input);
     cr_assert(strstr(e, path) != NULL, "the message names the file: %s", e);
     char *text = ts_read_file(path, NULL);
     char *p = text;
@@ -287,7 +271,7 @@ Test(bad, failfast_names_file_and_line)
     free(path);
     free(err);
     long long planned, committed;
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(committed, -1, "nothing is committed after a failfast stop");
 }
 
@@ -339,15 +323,15 @@ Test(bad, json_test_suite_through_the_engine)
     free(suite);
     cr_assert_gt(docs, 300);
     cr_assert_gt(objects, 5);
-    cr_assert_eq(ts_put_file(input, "suite.json", data.data, data.len), 0);
+    cr_assert_eq(ts_put_file(env.input, "suite.json", data.data, data.len), 0);
     sp_buf_free(&data);
     char *out = NULL, *err = NULL;
-    int rc = e2e_spate(30000, &out, &err, "run", "--source", src, "--sql", "SELECT count(*) AS n FROM activity",
-                       "--schema", "a STRING", "--checkpoint", ckpt, "--trigger", "available-now", "--quiet", NULL);
+    int rc = e2e_spate(30000, &out, &err, "run", "--source", env.src, "--sql", "SELECT count(*) AS n FROM activity",
+                       "--schema", "a STRING", "--checkpoint", env.ckpt, "--trigger", "available-now", "--quiet", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     free(out);
     free(err);
-    char *res = e2e_result_json(ckpt);
+    char *res = e2e_result_json(env.ckpt);
     char want[64];
     snprintf(want, sizeof want, "{\"n\":%d}\n", objects);
     cr_assert_str_eq(res, want, "only the y_ objects are rows");
@@ -367,12 +351,12 @@ static int free_port(void)
 
 Test(bad, garbage_on_the_driver_socket_changes_nothing)
 {
-    e2e_gen(input, 3, 1000, 45, false, NULL);
+    e2e_gen(env.input, 3, 1000, 45, false, NULL);
     int port = free_port();
     char *bind = sp_xasprintf("tcp://127.0.0.1:%d", port);
-    const char *dargs[] = {"driver", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *dargs[] = {"driver", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                            "--trigger", "available-now", "--bind", bind, "--quiet", NULL};
-    pid_t driver = e2e_spawn(dir, "driver", NULL, dargs);
+    pid_t driver = e2e_spawn(env.dir, "driver", NULL, dargs);
 
     /* raw TCP garbage, many times */
     for (int i = 0; i < 20; i++) {
@@ -440,16 +424,16 @@ Test(bad, garbage_on_the_driver_socket_changes_nothing)
 
     /* a real executor still gets the whole job done */
     const char *eargs[] = {"executor", "--driver", bind, NULL};
-    pid_t exec = e2e_spawn(dir, "executor", NULL, eargs);
+    pid_t exec = e2e_spawn(env.dir, "executor", NULL, eargs);
     int status;
     cr_assert(ts_wait(driver, 30000, &status), "the driver did not finish");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the driver must survive the garbage");
     kill(exec, SIGTERM);
     cr_assert(ts_wait(exec, 10000, &status));
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM drains the executor: exit 0");
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
     free(bind);
 }
@@ -459,15 +443,15 @@ Test(bad, garbage_on_the_driver_socket_changes_nothing)
  * one fails it says so in one line. */
 Test(bad, random_damage_never_crashes)
 {
-    e2e_gen(input, 3, 400, 46, false, NULL);
+    e2e_gen(env.input, 3, 400, 46, false, NULL);
     char *err = NULL;
-    cr_assert_eq(e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql",
+    cr_assert_eq(e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql",
                            "SELECT gt, Model, count(*), min(User), avg(x) FROM activity GROUP BY gt, Model",
-                           "--checkpoint", ckpt, "--trigger", "available-now", "--max-files-per-trigger", "1",
+                           "--checkpoint", env.ckpt, "--trigger", "available-now", "--max-files-per-trigger", "1",
                            "--quiet", NULL),
                  0, "%s", err);
     free(err);
-    char *data = sp_xasprintf("%s/data.mdb", ckpt);
+    char *data = sp_xasprintf("%s/data.mdb", env.ckpt);
     size_t len = 0;
     char *orig = ts_read_file(data, &len);
     unsigned seed = 1234;
@@ -481,10 +465,10 @@ Test(bad, random_damage_never_crashes)
         ts_write_file(data, bad, len);
         free(bad);
         const char *cmds[3][12] = {
-            {"result", "--checkpoint", ckpt, "--format", "json", NULL},
-            {"checkpoint", "ls", ckpt, NULL},
-            {"run", "--source", src, "--sql", "SELECT gt, Model, count(*), min(User), avg(x) FROM activity GROUP BY gt, Model",
-             "--checkpoint", ckpt, "--trigger", "once", "--quiet", NULL},
+            {"result", "--checkpoint", env.ckpt, "--format", "json", NULL},
+            {"checkpoint", "ls", env.ckpt, NULL},
+            {"run", "--source", env.src, "--sql", "SELECT gt, Model, count(*), min(User), avg(x) FROM activity GROUP BY gt, Model",
+             "--checkpoint", env.ckpt, "--trigger", "once", "--quiet", NULL},
         };
         for (int c = 0; c < 3; c++) {
             int rc = e2e_spatev(30000, NULL, &err, cmds[c]);

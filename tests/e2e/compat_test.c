@@ -12,27 +12,11 @@
 #include "e2e.h"
 #include "sp_util.h"
 
-static char *dir, *input, *ckpt, *src;
+static e2e_env_t env;
 
-static void setup(void)
-{
-    dir = ts_tmpdir("e2e-compat");
-    input = sp_xasprintf("%s/input", dir);
-    ckpt = sp_xasprintf("%s/ckpt", dir);
-    src = sp_xasprintf("activity=json:%s", input);
-    char *cmd = sp_xasprintf("mkdir -p %s", input);
-    cr_assert_eq(system(cmd), 0);
-    free(cmd);
-}
+static void setup(void) { e2e_env_init(&env, "e2e-compat"); }
 
-static void teardown(void)
-{
-    ts_rmtree(dir);
-    free(dir);
-    free(input);
-    free(ckpt);
-    free(src);
-}
+static void teardown(void) { e2e_env_free(&env); }
 
 TestSuite(compat, .init = setup, .fini = teardown);
 
@@ -50,7 +34,7 @@ static void gen_at(const char *out, int files, const char *prefix, int seed, con
 static void base_run(void)
 {
     char *err = NULL;
-    int rc = e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    int rc = e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                        "--trigger", "available-now", "--max-files-per-trigger", "1", "--sink", "memory:t",
                        "--quiet", NULL);
     cr_assert_eq(rc, 0, "%s", err);
@@ -74,16 +58,16 @@ static bool where_changed(const oracle_row_t *row, void *ctx)
 
 Test(compat, compatible_changes_resume)
 {
-    gen_at(input, 3, "a-", 51, "1424686735090");
+    gen_at(env.input, 3, "a-", 51, "1424686735090");
     base_run();
-    gen_at(input, 2, "b-", 52, LATER_MS);
+    gen_at(env.input, 2, "b-", 52, LATER_MS);
     /* another WHERE, SELECT order and aliases, trigger, limits, sink,
      * output mode and executor count: all compatible */
-    char *sink = sp_xasprintf("json:%s/out", dir);
+    char *sink = sp_xasprintf("json:%s/out", env.dir);
     char *err = NULL;
-    int rc = e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql",
+    int rc = e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql",
                        "SELECT count(*) AS n, gt AS activity FROM activity WHERE x > 0 GROUP BY gt",
-                       "--checkpoint", ckpt, "--trigger", "once", "--max-files-per-trigger", "7",
+                       "--checkpoint", env.ckpt, "--trigger", "once", "--max-files-per-trigger", "7",
                        "--sink", sink, "--output-mode", "update", "--executors", "1", "--quiet", NULL);
     cr_assert_eq(rc, 0, "a compatible change must resume: %s", err);
     free(err);
@@ -93,8 +77,8 @@ Test(compat, compatible_changes_resume)
     static const char *const names[] = {"activity", "n"};
     oracle_t *o = oracle_new(by, 1, aggs, 1, where_changed, NULL);
     cr_assert_eq(oracle_set_schema(o, ORACLE_ACTIVITY_SCHEMA), 0);
-    cr_assert_eq(oracle_add_dir(o, input), 0);
-    e2e_expect_result(ckpt, o, names, 0);
+    cr_assert_eq(oracle_add_dir(o, env.input), 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
 }
 
@@ -110,39 +94,39 @@ static void expect_refused(const char *what, const char *const *args)
 
 Test(compat, incompatible_changes_are_refused_before_anything_is_written)
 {
-    gen_at(input, 2, "a-", 53, "1424686735090");
+    gen_at(env.input, 2, "a-", 53, "1424686735090");
     base_run();
-    char *before_ls = NULL, *before_result = e2e_result_json(ckpt);
-    cr_assert_eq(e2e_spate(10000, &before_ls, NULL, "checkpoint", "ls", ckpt, NULL), 0);
-    gen_at(input, 1, "b-", 54, LATER_MS); /* data it could have processed */
+    char *before_ls = NULL, *before_result = e2e_result_json(env.ckpt);
+    cr_assert_eq(e2e_spate(10000, &before_ls, NULL, "checkpoint", "ls", env.ckpt, NULL), 0);
+    gen_at(env.input, 1, "b-", 54, LATER_MS); /* data it could have processed */
 
-    const char *by_user[] = {"run", "--source", src, "--sql", "SELECT User, count(*) FROM activity GROUP BY User",
-                             "--checkpoint", ckpt, "--trigger", "once", NULL};
+    const char *by_user[] = {"run", "--source", env.src, "--sql", "SELECT User, count(*) FROM activity GROUP BY User",
+                             "--checkpoint", env.ckpt, "--trigger", "once", NULL};
     expect_refused("grouping keys", by_user);
-    const char *more_aggs[] = {"run", "--source", src, "--sql",
-                               "SELECT gt, count(*), sum(x) FROM activity GROUP BY gt", "--checkpoint", ckpt,
+    const char *more_aggs[] = {"run", "--source", env.src, "--sql",
+                               "SELECT gt, count(*), sum(x) FROM activity GROUP BY gt", "--checkpoint", env.ckpt,
                                "--trigger", "once", NULL};
     expect_refused("aggregates", more_aggs);
-    char *other = sp_xasprintf("other=json:%s", input);
+    char *other = sp_xasprintf("other=json:%s", env.input);
     const char *renamed[] = {"run", "--source", other, "--sql", "SELECT gt, count(*) FROM other GROUP BY gt",
-                             "--checkpoint", ckpt, "--trigger", "once", NULL};
+                             "--checkpoint", env.ckpt, "--trigger", "once", NULL};
     expect_refused("source name", renamed);
-    char *otherdir = sp_xasprintf("%s/elsewhere", dir);
+    char *otherdir = sp_xasprintf("%s/elsewhere", env.dir);
     char *cmd = sp_xasprintf("mkdir -p %s", otherdir);
     cr_assert_eq(system(cmd), 0);
     char *moved = sp_xasprintf("activity=json:%s", otherdir);
-    const char *moved_args[] = {"run", "--source", moved, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *moved_args[] = {"run", "--source", moved, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                                 "--trigger", "once", NULL};
     expect_refused("source directory", moved_args);
-    const char *schema[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *schema[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                             "--schema", "gt STRING, x DOUBLE", "--trigger", "once", NULL};
     expect_refused("schema", schema);
-    const char *groups[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *groups[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                             "--key-groups", "64", "--trigger", "once", NULL};
     expect_refused("key groups", groups);
 
-    char *after_ls = NULL, *after_result = e2e_result_json(ckpt);
-    cr_assert_eq(e2e_spate(10000, &after_ls, NULL, "checkpoint", "ls", ckpt, NULL), 0);
+    char *after_ls = NULL, *after_result = e2e_result_json(env.ckpt);
+    cr_assert_eq(e2e_spate(10000, &after_ls, NULL, "checkpoint", "ls", env.ckpt, NULL), 0);
     cr_assert_str_eq(after_ls, before_ls, "a refused start wrote to the checkpoint");
     cr_assert_str_eq(after_result, before_result);
     free(before_ls);
@@ -157,15 +141,15 @@ Test(compat, incompatible_changes_are_refused_before_anything_is_written)
 
 Test(compat, a_newer_checkpoint_format_is_refused)
 {
-    gen_at(input, 1, "a-", 55, "1424686735090");
+    gen_at(env.input, 1, "a-", 55, "1424686735090");
     base_run();
     uint8_t rec[128];
     size_t n = craft_format(rec, sizeof rec, "spate-checkpoint", 99);
-    raw_put(ckpt, "metadata", "format", 6, rec, n);
+    raw_put(env.ckpt, "metadata", "format", 6, rec, n);
     const char *cmds[3][12] = {
-        {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt, "--trigger", "once", NULL},
-        {"result", "--checkpoint", ckpt, NULL},
-        {"checkpoint", "ls", ckpt, NULL},
+        {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt, "--trigger", "once", NULL},
+        {"result", "--checkpoint", env.ckpt, NULL},
+        {"checkpoint", "ls", env.ckpt, NULL},
     };
     for (int i = 0; i < 3; i++) {
         char *err = NULL;
@@ -198,7 +182,7 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
 {
     const char *fixin = "/tmp/spate-fixture-v1/input";
     char *cmd = sp_xasprintf("rm -rf /tmp/spate-fixture-v1 && mkdir -p %s && cp -r %s/tests/fixtures/ckpt-v1 %s/ckpt",
-                             fixin, ts_env("SPATE_SOURCE_DIR"), dir);
+                             fixin, ts_env("SPATE_SOURCE_DIR"), env.dir);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     const char *gen[] = {ts_env("SPATE_GEN"), "--out", fixin, "--files", "3", "--rows-per-file", "1000",
@@ -208,7 +192,7 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
 
     /* it opens: the result is what those three files give */
     oracle_t *o = fixture_oracle(fixin);
-    e2e_expect_result(ckpt, o, names, 1e-9);
+    e2e_expect_result(env.ckpt, o, names, 1e-9);
     oracle_destroy(&o);
 
     /* it resumes: two more files, processed on top of the kept state */
@@ -220,15 +204,15 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
     int rc = e2e_spate(60000, NULL, &err, "run", "--source", fsrc, "--sql",
                        "SELECT gt, Model, count(*) AS n, count(Index) AS ci, sum(Index) AS si, sum(x) AS sx, "
                        "min(User) AS mu, max(z) AS mz, avg(y) AS ay FROM activity GROUP BY gt, Model",
-                       "--checkpoint", ckpt, "--trigger", "available-now", "--sink", "memory:fixture", NULL);
+                       "--checkpoint", env.ckpt, "--trigger", "available-now", "--sink", "memory:fixture", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(err, "resuming after batch 1"), "it must resume, not start over: %s", err);
     free(err);
     free(fsrc);
     o = fixture_oracle(fixin);
-    e2e_expect_result(ckpt, o, names, 1e-9);
+    e2e_expect_result(env.ckpt, o, names, 1e-9);
     oracle_destroy(&o);
     long long planned, committed;
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(committed, 2, "two batches from the fixture and one new");
 }

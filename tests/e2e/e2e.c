@@ -7,7 +7,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "sp_util.h"
+
+void e2e_env_init(e2e_env_t *e, const char *prefix)
+{
+    e->dir = ts_tmpdir(prefix);
+    e->input = sp_xasprintf("%s/input", e->dir);
+    e->ckpt = sp_xasprintf("%s/ckpt", e->dir);
+    e->src = sp_xasprintf("activity=json:%s", e->input);
+    cr_assert_eq(mkdir(e->input, 0755), 0, "mkdir %s", e->input);
+}
+
+void e2e_env_free(e2e_env_t *e)
+{
+    ts_rmtree(e->dir);
+    free(e->dir);
+    free(e->input);
+    free(e->ckpt);
+    free(e->src);
+    memset(e, 0, sizeof *e);
+}
 
 void e2e_gen(const char *dir, int files, int rows, int seed, bool dirty, const char *prefix)
 {

@@ -12,6 +12,16 @@
 
 #define E2E_SQL_COUNT "SELECT gt, count(*) AS count FROM activity GROUP BY gt"
 
+/* A test's scratch space: dir, dir/input (created), dir/ckpt, and src, the
+ * --source value "activity=json:<dir>/input". All malloc'd. */
+typedef struct e2e_env {
+    char *dir, *input, *ckpt, *src;
+} e2e_env_t;
+
+void e2e_env_init(e2e_env_t *e, const char *prefix);
+/* Removes dir and frees the strings. */
+void e2e_env_free(e2e_env_t *e);
+
 /* gen-activity --out dir --files n --rows-per-file rows --seed seed
  * [--dirty] [--prefix prefix]; asserts success. */
 void e2e_gen(const char *dir, int files, int rows, int seed, bool dirty, const char *prefix);

@@ -10,37 +10,18 @@
 
 #include "e2e.h"
 
-static char *dir, *input, *ckpt;
+static e2e_env_t env;
 
-static void setup(void)
-{
-    dir = ts_tmpdir("e2e-query");
-    input = malloc(4200);
-    ckpt = malloc(4200);
-    snprintf(input, 4200, "%s/input", dir);
-    snprintf(ckpt, 4200, "%s/ckpt", dir);
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", input);
-    cr_assert_eq(system(cmd), 0);
-}
+static void setup(void) { e2e_env_init(&env, "e2e-query"); }
 
-static void teardown(void)
-{
-    ts_rmtree(dir);
-    free(dir);
-    free(input);
-    free(ckpt);
-}
+static void teardown(void) { e2e_env_free(&env); }
 
 TestSuite(query, .init = setup, .fini = teardown);
 
 static void run_available_now(const char *sql, const char *executors, const char *extra1, const char *extra2)
 {
-    const char *args[32] = {"run", "--source", NULL, "--sql", sql, "--checkpoint", ckpt,
+    const char *args[32] = {"run", "--source", env.src, "--sql", sql, "--checkpoint", env.ckpt,
                             "--trigger", "available-now", "--executors", executors, "--sink", "memory:t", "--quiet"};
-    char src[4300];
-    snprintf(src, sizeof src, "activity=json:%s", input);
-    args[2] = src;
     int n = 14;
     if (extra1)
         args[n++] = extra1;
@@ -55,15 +36,15 @@ static void run_available_now(const char *sql, const char *executors, const char
 
 Test(query, count_by_gt_matches_the_oracle_with_1_2_and_3_executors)
 {
-    e2e_gen(input, 6, 3000, 11, false, NULL);
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    e2e_gen(env.input, 6, 3000, 11, false, NULL);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
     const char *counts[] = {"1", "2", "3"};
     for (int i = 0; i < 3; i++) {
-        ts_rmtree(ckpt);
+        ts_rmtree(env.ckpt);
         /* small splits: each file is read by several tasks */
         run_available_now(E2E_SQL_COUNT, counts[i], "--split-size", "64K");
-        e2e_expect_result(ckpt, o, names, 0);
+        e2e_expect_result(env.ckpt, o, names, 0);
     }
     cr_assert_gt(oracle_groups(o), 5);
     oracle_destroy(&o);
@@ -88,7 +69,7 @@ static bool filter_xpos_users(const oracle_row_t *row, void *ctx)
 
 Test(query, many_aggregates_with_a_filter_on_dirty_data)
 {
-    e2e_gen(input, 5, 4000, 12, true, NULL);
+    e2e_gen(env.input, 5, 4000, 12, true, NULL);
     static const char *const by[] = {"gt", "Model"};
     static const oracle_agg_t aggs[] = {
         {ORACLE_COUNT_STAR, NULL}, {ORACLE_SUM, "x"},   {ORACLE_MIN, "x"},   {ORACLE_MAX, "x"},
@@ -97,15 +78,15 @@ Test(query, many_aggregates_with_a_filter_on_dirty_data)
     static const char *const names[] = {"gt", "Model", "n", "sx", "mnx", "mxx", "ax", "ci", "si", "mu"};
     oracle_t *o = oracle_new(by, 2, aggs, 8, filter_xpos_users, NULL);
     cr_assert_eq(oracle_set_schema(o, ORACLE_ACTIVITY_SCHEMA), 0);
-    cr_assert_eq(oracle_add_dir(o, input), 0, "%s", oracle_error(o));
+    cr_assert_eq(oracle_add_dir(o, env.input), 0, "%s", oracle_error(o));
     cr_assert_gt(oracle_malformed(o), 0, "the dirty data has malformed lines");
     char *first = NULL;
     const char *counts[] = {"1", "3"};
     for (int i = 0; i < 2; i++) {
-        ts_rmtree(ckpt);
+        ts_rmtree(env.ckpt);
         run_available_now(SQL_MULTI, counts[i], "--schema", ORACLE_ACTIVITY_SCHEMA);
-        e2e_expect_result(ckpt, o, names, 1e-9);
-        char *got = e2e_result_json(ckpt);
+        e2e_expect_result(env.ckpt, o, names, 1e-9);
+        char *got = e2e_result_json(env.ckpt);
         if (first == NULL) {
             first = got;
         } else {
@@ -120,47 +101,43 @@ Test(query, many_aggregates_with_a_filter_on_dirty_data)
 
 Test(query, a_global_aggregate_without_group_by)
 {
-    e2e_gen(input, 2, 2000, 13, false, NULL);
+    e2e_gen(env.input, 2, 2000, 13, false, NULL);
     static const oracle_agg_t aggs[] = {{ORACLE_COUNT_STAR, NULL}, {ORACLE_SUM, "Arrival_Time"}, {ORACLE_MAX, "Device"}};
     static const char *const names[] = {"count(1)", "sum(Arrival_Time)", "max(Device)"};
     oracle_t *o = oracle_new(NULL, 0, aggs, 3, NULL, NULL);
     cr_assert_eq(oracle_set_schema(o, ORACLE_ACTIVITY_SCHEMA), 0);
-    cr_assert_eq(oracle_add_dir(o, input), 0);
+    cr_assert_eq(oracle_add_dir(o, env.input), 0);
     run_available_now("SELECT count(*), sum(Arrival_Time), max(Device) FROM activity", "2", NULL, NULL);
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
 }
 
 Test(query, once_takes_everything_in_one_batch_and_limits_cut_batches)
 {
-    e2e_gen(input, 7, 500, 14, false, NULL);
+    e2e_gen(env.input, 7, 500, 14, false, NULL);
     run_available_now(E2E_SQL_COUNT, "2", "--max-files-per-trigger", "3");
     long long planned, committed;
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(committed, 2, "7 files at 3 per trigger are 3 batches, got %lld", committed + 1);
-    ts_rmtree(ckpt);
-    char src[4300];
-    snprintf(src, sizeof src, "activity=json:%s", input);
+    ts_rmtree(env.ckpt);
     char *err = NULL;
-    int rc = e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    int rc = e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                        "--trigger", "once", "--max-files-per-trigger", "3", "--quiet", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     free(err);
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(committed, 0, "once is one batch of every file (as Spark's Trigger.Once)");
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
 }
 
 Test(query, console_sink_prints_a_table_per_batch)
 {
-    e2e_gen(input, 4, 300, 15, false, NULL);
-    char src[4300];
-    snprintf(src, sizeof src, "activity=json:%s", input);
+    e2e_gen(env.input, 4, 300, 15, false, NULL);
     char *out = NULL, *err = NULL;
-    int rc = e2e_spate(60000, &out, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    int rc = e2e_spate(60000, &out, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                        "--trigger", "available-now", "--max-files-per-trigger", "2", "--sink", "console", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(out, "Batch: 0\n") && strstr(out, "Batch: 1\n"), "%s", out);
@@ -172,29 +149,28 @@ Test(query, console_sink_prints_a_table_per_batch)
 /* Parse a json sink file's lines into "gt=count" pairs appended to acc. */
 Test(query, json_sink_writes_one_file_per_batch)
 {
-    e2e_gen(input, 6, 400, 16, false, NULL);
-    char src[4300], sink[4300];
-    snprintf(src, sizeof src, "activity=json:%s", input);
-    snprintf(sink, sizeof sink, "json:%s/out", dir);
+    e2e_gen(env.input, 6, 400, 16, false, NULL);
+    char sink[4300];
+    snprintf(sink, sizeof sink, "json:%s/out", env.dir);
     char *err = NULL;
-    int rc = e2e_spate(60000, NULL, &err, "run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    int rc = e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                        "--trigger", "available-now", "--max-files-per-trigger", "2", "--sink", sink,
                        "--output-mode", "complete", "--quiet", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     free(err);
     char path[4400];
     for (int b = 0; b < 3; b++) {
-        snprintf(path, sizeof path, "%s/out/batch-%010d.json", dir, b);
+        snprintf(path, sizeof path, "%s/out/batch-%010d.json", env.dir, b);
         char *text = ts_read_file(path, NULL);
         cr_assert_not_null(text, "missing %s", path);
         free(text);
     }
-    snprintf(path, sizeof path, "%s/out/batch-%010d.json", dir, 3);
+    snprintf(path, sizeof path, "%s/out/batch-%010d.json", env.dir, 3);
     cr_assert_null(ts_read_file(path, NULL), "no fourth batch");
     /* complete mode: the last file is the whole result */
-    snprintf(path, sizeof path, "%s/out/batch-%010d.json", dir, 2);
+    snprintf(path, sizeof path, "%s/out/batch-%010d.json", env.dir, 2);
     char *last = ts_read_file(path, NULL);
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
     char *diff = NULL;
     cr_assert_eq(oracle_compare_jsonl(o, names, last, 0, &diff), 0, "%s", diff);
@@ -204,23 +180,21 @@ Test(query, json_sink_writes_one_file_per_batch)
 
 Test(query, streaming_picks_up_files_as_they_arrive)
 {
-    char src[4300];
-    snprintf(src, sizeof src, "activity=json:%s", input);
-    e2e_gen(input, 1, 500, 17, false, "first-");
-    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt, "--sink",
+    e2e_gen(env.input, 1, 500, 17, false, "first-");
+    const char *args[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt, "--sink",
                           "memory:t", "--executors", "2", NULL};
-    pid_t pid = e2e_spawn(dir, "run", NULL, args);
+    pid_t pid = e2e_spawn(env.dir, "run", NULL, args);
     /* more files arrive while it runs */
-    e2e_gen(input, 3, 700, 18, false, "second-");
-    e2e_gen(input, 2, 900, 19, false, "third-");
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    e2e_gen(env.input, 3, 700, 18, false, "second-");
+    e2e_gen(env.input, 2, 900, 19, false, "third-");
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
     uint64_t want = oracle_rows(o);
     long long deadline = ts_now_ms() + 30000;
     bool done = false;
     while (!done && ts_now_ms() < deadline) {
         char *out = NULL;
-        if (e2e_spate(10000, &out, NULL, "result", "--checkpoint", ckpt, "--format", "csv", NULL) == 0) {
+        if (e2e_spate(10000, &out, NULL, "result", "--checkpoint", env.ckpt, "--format", "csv", NULL) == 0) {
             uint64_t sum = 0;
             char *save = NULL;
             strtok_r(out, "\n", &save); /* the header */
@@ -238,16 +212,16 @@ Test(query, streaming_picks_up_files_as_they_arrive)
     int status;
     cr_assert(ts_wait(pid, 15000, &status), "spate run did not stop on SIGTERM");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM must stop it cleanly (exit 0)");
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
 }
 
 /* SQL and Spark give a global aggregate one row even when no row passes. */
 Test(query, a_global_aggregate_of_no_rows_is_one_row)
 {
-    e2e_gen(input, 1, 200, 20, false, NULL);
+    e2e_gen(env.input, 1, 200, 20, false, NULL);
     run_available_now("SELECT count(*) AS n, sum(x) AS s FROM activity WHERE x > 1000", "1", NULL, NULL);
-    char *got = e2e_result_json(ckpt);
+    char *got = e2e_result_json(env.ckpt);
     cr_assert_str_eq(got, "{\"n\":0,\"s\":null}\n");
     free(got);
 }

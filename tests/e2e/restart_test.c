@@ -17,28 +17,19 @@
 #include "e2e.h"
 #include "sp_util.h"
 
-static char *dir, *input, *ckpt, *src, *sinkdir, *sink;
+static e2e_env_t env;
+static char *sinkdir, *sink;
 
 static void setup(void)
 {
-    dir = ts_tmpdir("e2e-restart");
-    input = sp_xasprintf("%s/input", dir);
-    ckpt = sp_xasprintf("%s/ckpt", dir);
-    src = sp_xasprintf("activity=json:%s", input);
-    sinkdir = sp_xasprintf("%s/out", dir);
+    e2e_env_init(&env, "e2e-restart");
+    sinkdir = sp_xasprintf("%s/out", env.dir);
     sink = sp_xasprintf("json:%s", sinkdir);
-    char *cmd = sp_xasprintf("mkdir -p %s", input);
-    cr_assert_eq(system(cmd), 0);
-    free(cmd);
 }
 
 static void teardown(void)
 {
-    ts_rmtree(dir);
-    free(dir);
-    free(input);
-    free(ckpt);
-    free(src);
+    e2e_env_free(&env);
     free(sinkdir);
     free(sink);
 }
@@ -132,20 +123,19 @@ static bool no_executors_left(void *ctx)
  * driver's wait status. */
 static int run_once(const char *fault, const char *max_files)
 {
-    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *args[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                           "--trigger", "available-now", "--max-files-per-trigger", max_files,
                           "--sink", sink, "--output-mode", "update", "--executors", "2",
                           "--split-size", "64K", "--quiet", NULL};
-    char *env = fault ? sp_xasprintf("SPATE_FAULT=%s", fault) : NULL;
-    pid_t pid = e2e_spawn(dir, "run", env, args);
+    char *fault_env = fault ? sp_xasprintf("SPATE_FAULT=%s", fault) : NULL;
+    pid_t pid = e2e_spawn(env.dir, "run", fault_env, args);
     int status = 0;
     cr_assert(ts_wait(pid, 60000, &status), "spate run did not finish");
     if (fault) {
         orphan_check_pid = pid;
         cr_assert(ts_poll(no_executors_left, NULL, 5000), "executors outlived their SIGKILLed driver");
     }
-    /* env stays referenced by putenv until unset inside e2e_spawn */
-    free(env);
+    free(fault_env);
     return status;
 }
 
@@ -153,7 +143,7 @@ static void read_batch_files(int64_t batch, char ***paths, size_t *n)
 {
     ckpt_t *c = NULL;
     sp_err_t err;
-    cr_assert_eq(ckpt_open(ckpt, CKPT_READONLY, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(ckpt_open(env.ckpt, CKPT_READONLY, &c, &err), 0, "%s", err.msg);
     ckpt_batch_t b;
     cr_assert_eq(ckpt_batch_read(c, batch, &b, &err), 0, "%s", err.msg);
     *n = b.nfiles;
@@ -198,13 +188,13 @@ static void expect_sink_consistent(long long committed)
 
 static void crash_and_resume(const char *point, int64_t batch)
 {
-    e2e_gen(input, 6, 600, 21, true, "a-");
+    e2e_gen(env.input, 6, 600, 21, true, "a-");
     char fault[64];
     snprintf(fault, sizeof fault, "%s:%lld", point, (long long)batch);
     int status = run_once(fault, "2");
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the crash point %s was not reached", fault);
     long long planned, committed;
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(planned, batch);
     cr_assert_eq(committed, strcmp(point, "after-commit") == 0 ? batch : batch - 1);
     char **before = NULL;
@@ -213,7 +203,7 @@ static void crash_and_resume(const char *point, int64_t batch)
 
     /* New files arrive while the driver is down: the planned batch must not
      * take them, later batches must. */
-    e2e_gen(input, 3, 500, 22, false, "b-");
+    e2e_gen(env.input, 3, 500, 22, false, "b-");
     status = run_once(NULL, "2");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "restart failed");
     char **after = NULL;
@@ -225,11 +215,11 @@ static void crash_and_resume(const char *point, int64_t batch)
     free_paths(before, nbefore);
     free_paths(after, nafter);
 
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(planned, committed);
     expect_sink_consistent(committed);
 }
@@ -248,7 +238,7 @@ Test(restart, random_kills_while_files_arrive)
     unsigned seed = (unsigned)rand();
     srand(seed);
     cr_log_info("seed %u", seed);
-    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    const char *args[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                           "--max-files-per-trigger", "2", "--sink", sink, "--output-mode", "update",
                           "--executors", "2", "--split-size", "32K", "--executor-timeout", "1s",
                           "--quiet", NULL};
@@ -256,8 +246,8 @@ Test(restart, random_kills_while_files_arrive)
     for (; round < 6; round++) {
         char prefix[16];
         snprintf(prefix, sizeof prefix, "r%d-", round);
-        e2e_gen(input, 3, 400 + rand() % 400, 100 + round, round % 2 == 1, prefix);
-        pid_t pid = e2e_spawn(dir, "run", NULL, args);
+        e2e_gen(env.input, 3, 400 + rand() % 400, 100 + round, round % 2 == 1, prefix);
+        pid_t pid = e2e_spawn(env.dir, "run", NULL, args);
         struct timespec ts = {0, (long)(rand() % 400) * 1000000L};
         nanosleep(&ts, NULL);
         if (round % 3 == 2) {
@@ -272,24 +262,24 @@ Test(restart, random_kills_while_files_arrive)
     }
     int status = run_once(NULL, "2");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
     long long planned, committed;
-    cr_assert(e2e_batches(ckpt, &planned, &committed));
+    cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     expect_sink_consistent(committed);
 }
 
 /* An executor killed in the middle of a batch: its tasks go elsewhere. */
 Test(restart, a_killed_executor_is_replaced_and_its_tasks_retried)
 {
-    e2e_gen(input, 8, 3000, 31, false, NULL);
-    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    e2e_gen(env.input, 8, 3000, 31, false, NULL);
+    const char *args[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                           "--trigger", "available-now", "--max-files-per-trigger", "1", "--sink", "memory:t",
                           "--executors", "2", "--split-size", "16K", "--executor-timeout", "1s", NULL};
-    char *env = sp_xstrdup("SPATE_TEST_SLOW_TASK_MS=20");
-    pid_t pid = e2e_spawn(dir, "run", env, args);
+    char *slow_env = sp_xstrdup("SPATE_TEST_SLOW_TASK_MS=20");
+    pid_t pid = e2e_spawn(env.dir, "run", slow_env, args);
     /* kill executor 0 a few times while the batches run */
     for (int k = 0; k < 3; k++) {
         struct timespec ts = {0, 150 * 1000000L};
@@ -298,11 +288,11 @@ Test(restart, a_killed_executor_is_replaced_and_its_tasks_retried)
     }
     int status;
     cr_assert(ts_wait(pid, 60000, &status));
-    free(env);
+    free(slow_env);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    oracle_t *o = e2e_oracle_count_by_gt(input);
+    oracle_t *o = e2e_oracle_count_by_gt(env.input);
     static const char *const names[] = {"gt", "count"};
-    e2e_expect_result(ckpt, o, names, 0);
+    e2e_expect_result(env.ckpt, o, names, 0);
     oracle_destroy(&o);
 }
 
@@ -310,16 +300,16 @@ Test(restart, a_killed_executor_is_replaced_and_its_tasks_retried)
  * with a message naming it, not loop forever. */
 Test(restart, a_task_that_keeps_killing_executors_fails_the_query)
 {
-    e2e_gen(input, 2, 300, 32, false, NULL);
-    e2e_gen(input, 1, 300, 33, false, "poison-");
-    const char *args[] = {"run", "--source", src, "--sql", E2E_SQL_COUNT, "--checkpoint", ckpt,
+    e2e_gen(env.input, 2, 300, 32, false, NULL);
+    e2e_gen(env.input, 1, 300, 33, false, "poison-");
+    const char *args[] = {"run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                           "--trigger", "available-now", "--sink", "memory:t", "--executors", "2",
                           "--max-task-failures", "2", NULL};
-    pid_t pid = e2e_spawn(dir, "run", "SPATE_FAULT=executor-crash:poison-", args);
+    pid_t pid = e2e_spawn(env.dir, "run", "SPATE_FAULT=executor-crash:poison-", args);
     int status;
     cr_assert(ts_wait(pid, 60000, &status), "the query did not stop");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "expected exit 1");
-    char *errpath = sp_xasprintf("%s/run.err", dir);
+    char *errpath = sp_xasprintf("%s/run.err", env.dir);
     char *err = ts_read_file(errpath, NULL);
     cr_assert(strstr(err, "spate: error: ") && strstr(err, "poison-00000.json") &&
                   strstr(err, "executors were lost while running it"),
