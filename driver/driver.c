@@ -100,6 +100,8 @@ typedef struct driver {
     /* totals */
     uint64_t batches_run;
     bool waiting_logged;
+    uint64_t no_executors_since_ms; /* 0: there are executors */
+    bool no_executors_logged;
 } driver_t;
 
 static volatile sig_atomic_t driver_stop_signals;
@@ -827,6 +829,21 @@ static int run_loop(driver_t *d, sp_err_t *err)
                 if (d->finished)
                     continue;
             }
+        }
+        if (d->batch.active && sched_count(d->sched) == 0) {
+            /* Nobody to run tasks: wait (the query does not fail for it). */
+            if (d->no_executors_since_ms == 0)
+                d->no_executors_since_ms = now;
+            if (!d->no_executors_logged && now - d->no_executors_since_ms >= 2000) {
+                SP_WARN(LOG, "waiting for executors: batch %lld is ready and none is registered at %s",
+                        (long long)d->batch.plan.batch_id, d->endpoint);
+                d->no_executors_logged = true;
+            }
+        } else if (sched_count(d->sched) > 0 && d->no_executors_since_ms != 0) {
+            if (d->no_executors_logged)
+                SP_INFO(LOG, "executors are back: continuing");
+            d->no_executors_since_ms = 0;
+            d->no_executors_logged = false;
         }
         if (d->batch.active) {
             dispatch(d);
