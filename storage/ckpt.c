@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -137,6 +138,9 @@ static int damaged(const ckpt_t *c, sp_err_t *err, const char *fmt, ...)
 /* Translate an LMDB or errno code met while doing `what` into an SP_E*
  * code and message. MDB_MAP_FULL comes back as CKPT__MAP_FULL for the
  * caller to grow the map; it never reaches the caller's caller. */
+/* Below this much free space an EIO from LMDB counts as a full disk. */
+#define CKPT__LOW_SPACE (16ull << 20)
+
 static int fail(const ckpt_t *c, int rc, sp_err_t *err, const char *what)
 {
     switch (rc) {
@@ -181,6 +185,17 @@ static int fail(const ckpt_t *c, int rc, sp_err_t *err, const char *what)
                           what);
     case ENOMEM:
         return sp_err_set(err, SP_ENOMEM, "checkpoint %s: %s: out of memory", c->dir, what);
+    case EIO: {
+        /* LMDB reports a short write (what a filling disk gives) as EIO:
+         * tell a full disk apart by the space left on it. */
+        struct statvfs vfs;
+        if (statvfs(c->dir, &vfs) == 0 &&
+            (unsigned long long)vfs.f_bavail * vfs.f_frsize < CKPT__LOW_SPACE)
+            return sp_err_set(err, SP_ENOSPC, "checkpoint %s: %s: no space left on the device "
+                              "(%llu bytes free)", c->dir, what,
+                              (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        break;
+    }
     }
     return sp_err_set(err, SP_EIO, "checkpoint %s: %s: %s", c->dir, what, mdb_strerror(rc));
 }
