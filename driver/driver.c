@@ -58,7 +58,7 @@ typedef struct task_run {
     sched_exec_t *last_exec;   /* where the last attempt ran (a hint only) */
     uint32_t failures;        /* attempts that reported an error */
     uint32_t losses;          /* attempts whose executor was lost */
-    char *last_error;
+    sp_buf_t causes;          /* "attempt N on EXEC: error; ..." */
     zmq_msg_t *parts;          /* RESULT_PART frames of the current attempt */
     uint32_t nparts, parts_cap;
     uint64_t rows, malformed, bytes, groups, duration_us;
@@ -149,7 +149,7 @@ static void batch_clear(batch_run_t *b)
     for (size_t i = 0; i < b->ntasks; i++) {
         task_drop_parts(&b->tasks[i]);
         free(b->tasks[i].parts);
-        free(b->tasks[i].last_error);
+        sp_buf_free(&b->tasks[i].causes);
     }
     free(b->tasks);
     ckpt_batch_free(&b->plan);
@@ -220,6 +220,27 @@ static void task_requeue(driver_t *d, size_t i)
     task_drop_parts(t);
     t->status = TASK_PENDING;
     t->attempt++;
+}
+
+/* Note why an attempt of t failed (for the message if it fails for good). */
+static void task_add_cause(task_run_t *t, const sched_exec_t *e, const char *why)
+{
+    if (t->causes.len > 2000)
+        return; /* enough to show the pattern */
+    sp_buf_printf(&t->causes, "%sattempt %u on %s: %s", t->causes.len ? "; " : "", t->attempt,
+                  e ? e->id : "an executor", why);
+}
+
+/* Task i failed --max-task-failures times: stop the query, naming the file
+ * range and every cause. */
+static void task_failed_too_often(driver_t *d, size_t i)
+{
+    batch_run_t *b = &d->batch;
+    task_run_t *t = &b->tasks[i];
+    const ckpt_split_t *sp = &b->plan.splits[i];
+    driver_fail(d, SP_EFAILED, "task %zu of batch %lld (%s bytes %llu-%llu) failed %u times: %s", i,
+                (long long)b->plan.batch_id, task_path(b, i), (unsigned long long)sp->start,
+                (unsigned long long)sp->end, t->failures, sp_buf_cstr(&t->causes));
 }
 
 /* Losing executors while they run a task is usually not the task's fault
@@ -329,13 +350,9 @@ static void merge_ready(driver_t *d)
                 SP_WARN(LOG, "batch %lld task %zu sent a bad partial result (%s); re-running the batch",
                         (long long)b->plan.batch_id, b->next_merge, err.msg);
                 t->failures++;
-                free(t->last_error);
-                t->last_error = sp_xstrdup(err.msg);
+                task_add_cause(t, t->last_exec, err.msg);
                 if (t->failures >= d->o->max_task_failures) {
-                    driver_fail(d, SP_EFAILED, "task %zu of batch %lld (%s bytes %llu-%llu) failed %u times; last: %s",
-                                b->next_merge, (long long)b->plan.batch_id, task_path(b, b->next_merge),
-                                (unsigned long long)b->plan.splits[b->next_merge].start,
-                                (unsigned long long)b->plan.splits[b->next_merge].end, t->failures, err.msg);
+                    task_failed_too_often(d, b->next_merge);
                     return;
                 }
                 for (size_t i = 0; i < b->ntasks; i++) {
@@ -390,23 +407,22 @@ static void on_result_done(driver_t *d, sched_exec_t *e, const wire_done_t *done
     /* failed */
     e->tasks_failed++;
     t->failures++;
-    free(t->last_error);
-    t->last_error = done->ok ? sp_xstrdup("incomplete result") : sp_xstrndup(done->error.ptr, done->error.len);
-    const ckpt_split_t *sp = &b->plan.splits[i];
-    if (d->o->mode == WIRE_MODE_FAILFAST && !done->ok && strstr(t->last_error, " line ") != NULL &&
-        strncmp(t->last_error, "cannot ", 7) != 0) {
+    char *why = done->ok ? sp_xstrdup("incomplete result") : sp_xstrndup(done->error.ptr, done->error.len);
+    if (done->fatal) {
         /* failfast met a bad line: that is the answer, not a retry */
-        driver_fail(d, SP_EFAILED, "failfast: %s", t->last_error);
+        driver_fail(d, SP_EFAILED, "failfast: %s", why);
+        free(why);
         return;
     }
+    task_add_cause(t, e, why);
     if (t->failures >= d->o->max_task_failures) {
-        driver_fail(d, SP_EFAILED, "task %zu of batch %lld (%s bytes %llu-%llu) failed %u times; last error: %s",
-                    i, (long long)b->plan.batch_id, task_path(b, i), (unsigned long long)sp->start,
-                    (unsigned long long)sp->end, t->failures, t->last_error);
+        task_failed_too_often(d, i);
+        free(why);
         return;
     }
     SP_WARN(LOG, "task %zu of batch %lld failed on %s (attempt %u): %s; retrying", i,
-            (long long)b->plan.batch_id, e->id, t->attempt, t->last_error);
+            (long long)b->plan.batch_id, e->id, t->attempt, why);
+    free(why);
     t->exec = e;
     task_requeue(d, i);
 }

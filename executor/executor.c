@@ -208,6 +208,7 @@ static void worker_run_task(worker_t *w, void *push, query_cache_t *cache, exec_
     done.u.done.groups = groups;
     done.u.done.duration_us = (sp_mono_ns() - t0) / 1000;
     done.u.done.error = rc == 0 ? WIRE_STR("") : WIRE_STR(sp_err_text(&err, rc));
+    done.u.done.fatal = rc == SP_EFAILED; /* failfast met a bad line */
     wire_encode(&done, &frame);
     push_frame(push, &frame);
     sp_buf_free(&frame);

@@ -109,7 +109,7 @@ void wire_encode(const wire_msg_t *m, sp_buf_t *out)
         break;
     case WIRE_RESULT_DONE: {
         const wire_done_t *d = &m->u.done;
-        pack_head(&pk, m->type, 11);
+        pack_head(&pk, m->type, 12);
         pack_ref(&pk, &d->ref);
         msgpack_pack_uint32(&pk, d->nparts);
         if (d->ok)
@@ -122,6 +122,10 @@ void wire_encode(const wire_msg_t *m, sp_buf_t *out)
         msgpack_pack_uint64(&pk, d->groups);
         msgpack_pack_uint64(&pk, d->duration_us);
         pack_str(&pk, d->error);
+        if (d->fatal)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
         break;
     }
     case WIRE_CANCEL:
@@ -333,7 +337,7 @@ static int get_ref(fields_t *f, uint32_t i, wire_task_ref_t *r)
 
 static const uint32_t field_counts[] = {
     [WIRE_HELLO] = 4,       [WIRE_WELCOME] = 2, [WIRE_REFUSE] = 1,      [WIRE_HEARTBEAT] = 2,
-    [WIRE_HEARTBEAT_ACK] = 0, [WIRE_TASK] = 11,  [WIRE_RESULT_PART] = 5, [WIRE_RESULT_DONE] = 11,
+    [WIRE_HEARTBEAT_ACK] = 0, [WIRE_TASK] = 11,  [WIRE_RESULT_PART] = 5, [WIRE_RESULT_DONE] = 12,
     [WIRE_BYE] = 0,         [WIRE_CANCEL] = 3,          [WIRE_RESET] = 0,
 };
 
@@ -403,7 +407,7 @@ static int decode_body(wire_msg_t *m, fields_t *f)
             (rc = get_bool(f, 4, &d->ok)) || (rc = get_u64(f, 5, &d->rows)) ||
             (rc = get_u64(f, 6, &d->malformed)) || (rc = get_u64(f, 7, &d->bytes)) ||
             (rc = get_u64(f, 8, &d->groups)) || (rc = get_u64(f, 9, &d->duration_us)) ||
-            (rc = get_str(f, 10, &d->error)))
+            (rc = get_str(f, 10, &d->error)) || (rc = get_bool(f, 11, &d->fatal)))
             return rc;
         return 0;
     }

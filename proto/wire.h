@@ -23,7 +23,7 @@
  *                         schema, sql, mode, path, start, end
  *   7 RESULT_PART   E->D  batch_id, task_id, attempt, seq, [key, state, ...]
  *   8 RESULT_DONE   E->D  batch_id, task_id, attempt, nparts, ok, rows,
- *                         malformed, bytes, groups, duration_us, error
+ *                         malformed, bytes, groups, duration_us, error, fatal
  *   9 BYE           E->D  (none)
  *  10 CANCEL        D->E  batch_id, task_id, attempt
  *  11 RESET         D->E  (none): "I do not know you" (the driver restarted);
@@ -139,6 +139,8 @@ typedef struct wire_done {
     bool ok;
     uint64_t rows, malformed, bytes, groups, duration_us;
     wire_str_t error;   /* empty when ok */
+    bool fatal;         /* the failure is the data's (failfast met a bad
+                           line): another attempt would fail alike */
 } wire_done_t;
 
 /* A decoded message. The union member named by `type` is valid. */

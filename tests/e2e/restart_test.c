@@ -317,3 +317,28 @@ Test(restart, a_task_that_keeps_killing_executors_fails_the_query)
     free(err);
     free(errpath);
 }
+
+/* A file planned into a batch and then deleted cannot be read on any
+ * attempt: after --max-task-failures the query stops with an error naming
+ * the file range and the cause of each attempt (as Spark fails on a missing
+ * file). */
+Test(restart, a_task_that_fails_every_attempt_names_range_and_causes)
+{
+    e2e_gen(env.input, 2, 500, 34, false, NULL);
+    int status = run_once("after-plan:0", "1"); /* batch 0 = part-00000, in the WAL */
+    cr_assert(WIFSIGNALED(status));
+    char *victim = sp_xasprintf("%s/part-00000.json", env.input);
+    cr_assert_eq(unlink(victim), 0);
+    char *err = NULL;
+    int rc = e2e_spate(60000, NULL, &err, "run", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint",
+                       env.ckpt, "--trigger", "available-now", "--max-files-per-trigger", "1", "--split-size",
+                       "64K", "--max-task-failures", "3", "--quiet", NULL);
+    cr_assert_eq(rc, 1, "%s", err);
+    const char *e = strstr(err, "spate: error: ");
+    cr_assert_not_null(e, "%s", err);
+    cr_assert(strstr(e, victim) && strstr(e, "bytes 0-") && strstr(e, "failed 3 times"), "%s", e);
+    cr_assert_eq(e2e_count(e, "No such file or directory"), 3, "each attempt's cause: %s", e);
+    cr_assert(strstr(e, "attempt 0 on ") && strstr(e, "attempt 2 on "), "%s", e);
+    free(err);
+    free(victim);
+}

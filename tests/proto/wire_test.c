@@ -61,13 +61,14 @@ Test(wire, every_message_round_trips)
 
     memset(&in, 0, sizeof in);
     in.type = WIRE_RESULT_DONE;
-    in.u.done = (wire_done_t){{5, 1, 0}, 3, false, 10, 2, 1000, 4, 99, WIRE_STR("cannot open x")};
+    in.u.done = (wire_done_t){{5, 1, 0}, 3, false, 10, 2, 1000, 4, 99, WIRE_STR("cannot open x"), true};
     round_trip(&in, &out);
     cr_assert_eq(out.u.done.nparts, 3);
     cr_assert(!out.u.done.ok);
     cr_assert_eq(out.u.done.rows, 10);
     cr_assert_eq(out.u.done.malformed, 2);
     cr_assert(str_eq(out.u.done.error, "cannot open x"));
+    cr_assert(out.u.done.fatal);
     wire_msg_release(&out);
 
     wire_type_t empty[] = {WIRE_HEARTBEAT_ACK, WIRE_BYE, WIRE_RESET};
