@@ -22,5 +22,6 @@ int cli_driver(int argc, char **argv, const char *exe);    /* spate driver */
 int cli_executor(int argc, char **argv);                   /* spate executor */
 int cli_result(int argc, char **argv);                     /* spate result */
 int cli_checkpoint(int argc, char **argv);                 /* spate checkpoint ls */
+int cli_keygen(int argc, char **argv);                     /* spate keygen */
 
 #endif

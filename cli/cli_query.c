@@ -45,7 +45,16 @@ static const char query_help[] =
     "  --bind ENDPOINT              where executors connect (driver default\n"
     "                               tcp://127.0.0.1:7077; run default: a free port)\n"
     "  --quiet                      no progress line per batch\n"
-    "  --log-level L                error | warn | info | debug\n";
+    "  --log-level L                error | warn | info | debug\n"
+    "who may join (see spate keygen --help):\n"
+    "  --curve-secret FILE          the driver's secret key (NAME.key): executors\n"
+    "                               connect over encrypted, authenticated CURVE\n"
+    "  --authorized-keys DIR        with --curve-secret: only executors whose public\n"
+    "                               key is in a DIR/*.pub file may join (read again\n"
+    "                               at each connection: add keys while it runs)\n"
+    "  --insecure                   bind a non-loopback endpoint without keys:\n"
+    "                               anyone who can reach it can join (without keys\n"
+    "                               and this flag, only loopback binds are allowed)\n";
 
 static const char run_help[] =
     "usage: spate run --source NAME=json:DIR --sql TEXT --checkpoint DIR [flags]\n"
@@ -58,14 +67,17 @@ static const char run_help[] =
 static const char driver_help[] =
     "usage: spate driver --source NAME=json:DIR --sql TEXT --checkpoint DIR [flags]\n"
     "Runs the driver of a cluster: start executors with\n"
-    "`spate executor --driver tcp://HOST:7077`, at any time.\n";
+    "`spate executor --driver tcp://HOST:7077`, at any time. To let executors\n"
+    "join from other machines, bind a network endpoint with --curve-secret and\n"
+    "--authorized-keys (keys from spate keygen), or accept anyone with --insecure.\n";
 
 enum {
     OPT_SOURCE = 1000, OPT_SQL, OPT_CHECKPOINT, OPT_SCHEMA, OPT_MAX_FILES, OPT_MAX_BYTES,
     OPT_TRIGGER, OPT_OUTPUT_MODE, OPT_SINK, OPT_MODE, OPT_NAME, OPT_SPLIT, OPT_INFER,
     OPT_KEY_GROUPS, OPT_POLL, OPT_MAX_FAILURES, OPT_EXEC_TIMEOUT, OPT_HEARTBEAT, OPT_STOP_TIMEOUT,
     OPT_BIND, OPT_QUIET, OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_SLOTS, OPT_HELP, OPT_DRIVER, OPT_ID,
-    OPT_EXIT_WITH_DRIVER, OPT_DRIVER_TIMEOUT,
+    OPT_EXIT_WITH_DRIVER, OPT_DRIVER_TIMEOUT, OPT_CURVE_SECRET, OPT_AUTHORIZED_KEYS, OPT_INSECURE,
+    OPT_DRIVER_KEY,
 };
 
 static const struct option query_opts[] = {
@@ -93,6 +105,9 @@ static const struct option query_opts[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"executors", required_argument, NULL, OPT_EXECUTORS},
     {"slots", required_argument, NULL, OPT_SLOTS},
+    {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
+    {"authorized-keys", required_argument, NULL, OPT_AUTHORIZED_KEYS},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -269,6 +284,9 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
                 return rc;
             break;
         case OPT_BIND: o->bind = optarg; break;
+        case OPT_CURVE_SECRET: o->curve_secret = optarg; break;
+        case OPT_AUTHORIZED_KEYS: o->authorized_keys = optarg; break;
+        case OPT_INSECURE: o->insecure = true; break;
         case OPT_QUIET: o->progress = false; break;
         case OPT_LOG_LEVEL: {
             sp_log_level_t lv;
@@ -348,6 +366,11 @@ static const char executor_help[] =
     "  --id ID                      executor id (default: host-pid-random)\n"
     "  --exit-with-driver           exit when the driver is gone (local mode)\n"
     "  --driver-timeout D           silence after which the driver counts as gone (10s)\n"
+    "  --curve-secret FILE          this executor's secret key (NAME.key, from spate\n"
+    "                               keygen); its NAME.pub must be in the driver's\n"
+    "                               --authorized-keys directory\n"
+    "  --driver-key FILE            the driver's public key (its NAME.pub): the\n"
+    "                               executor talks only to the holder of that key\n"
     "  --log-level L                error | warn | info | debug\n";
 
 int cli_executor(int argc, char **argv)
@@ -358,6 +381,8 @@ int cli_executor(int argc, char **argv)
         {"id", required_argument, NULL, OPT_ID},
         {"exit-with-driver", no_argument, NULL, OPT_EXIT_WITH_DRIVER},
         {"driver-timeout", required_argument, NULL, OPT_DRIVER_TIMEOUT},
+        {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
+        {"driver-key", required_argument, NULL, OPT_DRIVER_KEY},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -382,6 +407,8 @@ int cli_executor(int argc, char **argv)
             o.id = optarg;
             break;
         case OPT_EXIT_WITH_DRIVER: o.exit_with_driver = true; break;
+        case OPT_CURVE_SECRET: o.curve_secret = optarg; break;
+        case OPT_DRIVER_KEY: o.driver_key = optarg; break;
         case OPT_DRIVER_TIMEOUT:
             if ((rc = flag_ms("driver-timeout", optarg, 100, &o.driver_timeout_ms)) != 0)
                 return rc;

@@ -21,6 +21,7 @@ static const char usage[] =
     "  executor    run an executor that connects to a driver\n"
     "  result      print the result table kept in a checkpoint\n"
     "  checkpoint  inspect a checkpoint: spate checkpoint ls DIR\n"
+    "  keygen      make a CURVE keypair for a driver or an executor\n"
     "  version     print the version\n"
     "\n"
     "`spate COMMAND --help` describes a command's flags.\n";
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
         return cli_result(argc - 1, argv + 1);
     if (strcmp(cmd, "checkpoint") == 0)
         return cli_checkpoint(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("spate %s\n", SPATE_VERSION);
         return CLI_OK;

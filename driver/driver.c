@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "agg.h"
+#include "auth.h"
 #include "ckpt.h"
 #include "local.h"
 #include "resolve.h"
@@ -81,6 +82,7 @@ typedef struct driver {
     sink_t *sink;
     char run_id[37];
     void *zctx, *router;
+    auth_zap_t *zap;           /* admits authorised executors (with CURVE keys) */
     char endpoint[256];
     sched_t *sched;
     local_cluster_t local;
@@ -741,8 +743,43 @@ static int commit_batch(driver_t *d, sp_err_t *err)
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
+/* Who may join: with CURVE keys, executors holding an authorised key;
+ * without, anyone who can reach the endpoint, so it must be loopback unless
+ * the user said --insecure. Checked before anything binds. */
+static int check_auth_opts(const driver_opts_t *o, const char *ep, sp_err_t *err)
+{
+    if (o->curve_secret && !o->authorized_keys)
+        return sp_err_set(err, SP_EINVAL,
+                          "--curve-secret needs --authorized-keys DIR: the directory of the executors' public "
+                          "keys (their NAME.pub files)");
+    if (o->authorized_keys && !o->curve_secret)
+        return sp_err_set(err, SP_EINVAL,
+                          "--authorized-keys needs --curve-secret FILE: the driver's own key (make one with spate "
+                          "keygen)");
+    if (o->curve_secret && o->insecure)
+        return sp_err_set(err, SP_EINVAL, "--insecure contradicts --curve-secret: give one or the other");
+    if (o->curve_secret && o->local_executors > 0)
+        return sp_err_set(err, SP_EINVAL,
+                          "--curve-secret needs --executors 0: local executors connect without keys (start "
+                          "executors with spate executor --curve-secret --driver-key)");
+    if (!o->curve_secret && !o->insecure && !auth_endpoint_is_loopback(ep))
+        return sp_err_set(err, SP_EINVAL,
+                          "binding %s without CURVE keys would let anyone on the network join: give "
+                          "--curve-secret and --authorized-keys, or --insecure",
+                          ep);
+    return 0;
+}
+
 static int open_router(driver_t *d, sp_err_t *err)
 {
+    const driver_opts_t *o = d->o;
+    const char *ep = o->bind ? o->bind : "tcp://127.0.0.1:*";
+    int rc = check_auth_opts(o, ep, err);
+    if (rc != 0)
+        return rc;
+    auth_keypair_t kp = {{0}, {0}};
+    if (o->curve_secret && (rc = auth_load_keypair(o->curve_secret, &kp, err)) != 0)
+        return sp_err_wrap(err, rc, "--curve-secret");
     d->zctx = zmq_ctx_new();
     d->router = zmq_socket(d->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0, hwm = 100000;
@@ -753,11 +790,26 @@ static int open_router(driver_t *d, sp_err_t *err)
     zmq_setsockopt(d->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(d->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(d->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    const char *ep = d->o->bind ? d->o->bind : "tcp://127.0.0.1:*";
+    if (o->curve_secret) {
+        /* The handler runs before the bind, so no connection goes unchecked. */
+        rc = auth_zap_start(d->zctx, o->authorized_keys, &d->zap, err);
+        if (rc == 0)
+            rc = auth_server_socket(d->router, &kp, err);
+        auth_keypair_clear(&kp);
+        if (rc != 0)
+            return rc;
+    }
     if (zmq_bind(d->router, ep) != 0)
         return sp_err_set(err, SP_EINVAL, "cannot bind %s: %s", ep, zmq_strerror(errno));
     size_t len = sizeof d->endpoint;
     zmq_getsockopt(d->router, ZMQ_LAST_ENDPOINT, d->endpoint, &len);
+    if (o->curve_secret)
+        SP_INFO(LOG, "executors must present a key authorised in %s", o->authorized_keys);
+    else if (!auth_endpoint_is_loopback(ep))
+        SP_WARN(LOG, "no CURVE keys on %s (--insecure): anyone who can reach it can join, and read the data "
+                     "it is sent", ep);
+    else if (o->local_executors == 0 || o->bind)
+        SP_INFO(LOG, "no CURVE keys: accepting executors on loopback only");
     return 0;
 }
 
@@ -954,6 +1006,7 @@ out:
         local_stop(&d->local, 3000);
     if (d->router)
         zmq_close(d->router);
+    auth_zap_stop(&d->zap); /* closes its sockets: before the context ends */
     if (d->zctx)
         zmq_ctx_term(d->zctx);
     batch_clear(&d->batch);

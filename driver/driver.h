@@ -44,6 +44,14 @@ typedef struct driver_opts {
     uint64_t poll_ms;            /* re-list the directory at least this often */
     /* executors */
     const char *bind;            /* ZeroMQ endpoint; NULL: tcp://127.0.0.1:* */
+    /* who may join (proto/auth.h): with curve_secret (the driver's NAME.key)
+     * and authorized_keys (a directory of executors' NAME.pub files) only
+     * executors holding an authorised key connect, over encrypted CURVE.
+     * Without them the driver binds only a loopback endpoint, unless
+     * insecure says that anyone who can reach bind may join. */
+    const char *curve_secret;
+    const char *authorized_keys;
+    bool insecure;
     int local_executors;         /* spate run: executors to start (0: none) */
     uint32_t local_slots;        /* their slots */
     const char *exe;             /* the spate binary, for local executors */
@@ -60,8 +68,9 @@ void driver_opts_init(driver_opts_t *o);
 
 /* Run the query until it ends (once, available-now), is stopped by
  * SIGINT/SIGTERM (returns 0), or fails. Errors: SP_EPARSE/SP_EINVAL (bad
- * SQL, flags, schema), SP_EINCOMPAT (the checkpoint holds another query),
- * SP_EVERSION (a newer checkpoint format), SP_ECORRUPT (a damaged
+ * SQL, flags, schema, key files; a bind endpoint that is not loopback
+ * without keys or insecure), SP_EINCOMPAT (the checkpoint holds another
+ * query), SP_EVERSION (a newer checkpoint format), SP_ECORRUPT (a damaged
  * checkpoint), SP_EBUSY (another driver uses the checkpoint), SP_EIO,
  * SP_ENOSPC, SP_EFAILED (a task failed too often, or failfast met a bad
  * line). The message in err names what and where. */

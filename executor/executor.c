@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "sp_log.h"
 #include "sp_util.h"
 #include "task.h"
@@ -367,8 +368,33 @@ static void send_heartbeat(exec_t *ex, bool draining)
 
 static int open_sockets(exec_t *ex, sp_err_t *err)
 {
+    const executor_opts_t *o = ex->opts;
+    if (o->curve_secret && !o->driver_key)
+        return sp_err_set(err, SP_EINVAL,
+                          "--curve-secret needs --driver-key FILE: the driver's public key (its NAME.pub)");
+    if (o->driver_key && !o->curve_secret)
+        return sp_err_set(err, SP_EINVAL,
+                          "--driver-key needs --curve-secret FILE: this executor's own key (make one with spate "
+                          "keygen, and put its .pub in the driver's --authorized-keys directory)");
+    auth_keypair_t kp = {{0}, {0}};
+    char driver_pub[AUTH_KEY_Z85_LEN + 1];
+    int rc;
+    if (o->curve_secret) {
+        if ((rc = auth_load_keypair(o->curve_secret, &kp, err)) != 0)
+            return sp_err_wrap(err, rc, "--curve-secret");
+        if ((rc = auth_load_public(o->driver_key, driver_pub, err)) != 0) {
+            auth_keypair_clear(&kp);
+            return sp_err_wrap(err, rc, "--driver-key");
+        }
+    }
     ex->zctx = zmq_ctx_new();
     ex->dealer = zmq_socket(ex->zctx, ZMQ_DEALER);
+    if (o->curve_secret) {
+        rc = auth_client_socket(ex->dealer, &kp, driver_pub, err);
+        auth_keypair_clear(&kp);
+        if (rc != 0)
+            return rc;
+    }
     int zero = 0, one = 1, ivl = 100, ivl_max = 1000, hwm = 100000, linger = 2000;
     int64_t maxmsg = WIRE_MAX_FRAME;
     zmq_setsockopt(ex->dealer, ZMQ_ROUTING_ID, ex->id, strlen(ex->id));
@@ -389,6 +415,17 @@ static int open_sockets(exec_t *ex, sp_err_t *err)
     if (zmq_bind(ex->results, ex->results_ep) != 0)
         return sp_err_set(err, SP_EIO, "inproc bind: %s", zmq_strerror(errno));
     return 0;
+}
+
+/* Connect again. ZeroMQ (4.3) gives up on an endpoint for good when the
+ * handshake fails on a protocol level -- the driver's ZAP handler refused
+ * our key, or one side has CURVE and the other not -- so a key authorised
+ * later would never be tried. Called while no driver answers. */
+static void reconnect_driver(exec_t *ex)
+{
+    zmq_disconnect(ex->dealer, ex->opts->driver); /* fails when ZeroMQ dropped it already */
+    if (zmq_connect(ex->dealer, ex->opts->driver) != 0)
+        SP_WARN(LOG, "cannot connect to driver '%s': %s", ex->opts->driver, zmq_strerror(errno));
 }
 
 /* Forward every frame the workers produced to the driver. Returns how many
@@ -467,8 +504,33 @@ int executor_run(const executor_opts_t *opts, sp_err_t *err)
         uint64_t now = sp_mono_ms();
         uint64_t last_heard = now, next_beat = now, next_hello = now;
         uint64_t drain_deadline = 0;
+        /* A driver that is down and one that does not hold the secret of
+         * --driver-key look the same from here (the handshake never ends):
+         * say so once per stretch without an answer. */
+        uint64_t unanswered_since = now, next_reconnect = now + 5000;
+        bool unanswered_said = false;
         for (;;) {
             now = sp_mono_ms();
+            if (registered) {
+                unanswered_since = now;
+                next_reconnect = now + 5000;
+                unanswered_said = false;
+            } else {
+                if (!unanswered_said && now - unanswered_since >= 5000) {
+                    if (opts->driver_key)
+                        SP_WARN(LOG, "no answer from driver %s: is it up, is --driver-key its public key, and "
+                                     "is this executor's public key in its --authorized-keys directory?",
+                                opts->driver);
+                    else
+                        SP_WARN(LOG, "no answer from driver %s: is it up? (a driver with CURVE keys answers "
+                                     "only executors given --curve-secret and --driver-key)", opts->driver);
+                    unanswered_said = true;
+                }
+                if (now >= next_reconnect) {
+                    reconnect_driver(ex);
+                    next_reconnect = now + 5000;
+                }
+            }
             if (exec_drain_signal && !draining) {
                 draining = true;
                 drain_deadline = now + 30000;
