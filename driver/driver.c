@@ -456,6 +456,15 @@ static void handle_frame(driver_t *d, zmq_msg_t *idf, zmq_msg_t *body)
         e->last_seen_ms = now;
     switch (m.type) {
     case WIRE_HELLO: {
+        if (e && e->pid == m.u.hello.pid && e->slots == m.u.hello.slots &&
+            m.u.hello.host.len == strlen(e->host) && memcmp(m.u.hello.host.ptr, e->host, m.u.hello.host.len) == 0) {
+            /* the same process again: its HELLOs crossed our WELCOME */
+            wire_msg_t w = {.type = WIRE_WELCOME};
+            w.u.welcome.heartbeat_ms = d->o->heartbeat_ms;
+            w.u.welcome.driver_run_id = WIRE_STR(d->run_id);
+            send_to(d, e, NULL, 0, &w);
+            break;
+        }
         if (e) /* the executor restarted: what it ran is gone */
             executor_lost(d, e, "registered again");
         e = sched_add(d->sched, id, idlen, &m.u.hello, now);
@@ -937,6 +946,18 @@ static int run_loop(driver_t *d, sp_err_t *err)
     return rc;
 }
 
+/* While the first start waits for a file to infer the schema from:
+ * register executors and keep local ones alive. */
+static void serve_while_resolving(void *ctx)
+{
+    driver_t *d = ctx;
+    drain_router(d);
+    if (d->local.n > 0) {
+        int dead[64];
+        local_check(&d->local, driver_stop_signals == 0, dead, 64);
+    }
+}
+
 int driver_run(const driver_opts_t *o, sp_err_t *err)
 {
     driver_t drv, *d = &drv;
@@ -967,7 +988,7 @@ int driver_run(const driver_opts_t *o, sp_err_t *err)
             goto out;
         }
     }
-    rc = resolve_query(o, &driver_stop_signals, &d->r, err);
+    rc = resolve_query(o, &driver_stop_signals, serve_while_resolving, d, &d->r, err);
     if (rc == SP_ENOTFOUND || rc == SP_ESTOPPED) {
         if (rc == SP_ENOTFOUND)
             SP_INFO(LOG, "no data in %s: nothing to do", o->source_path);

@@ -146,7 +146,8 @@ static int check_compatible(const char *dir, const ckpt_query_t *old, const ckpt
 
 /* Block until the source directory holds a file, or *stop. */
 static int wait_for_files(const driver_opts_t *o, source_t *src, ckpt_t *ckpt,
-                          volatile sig_atomic_t *stop, source_listing_t *out, sp_err_t *err)
+                          volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+                          source_listing_t *out, sp_err_t *err)
 {
     bool said = false;
     for (;;) {
@@ -173,6 +174,8 @@ static int wait_for_files(const driver_opts_t *o, source_t *src, ckpt_t *ckpt,
         struct pollfd pfd = {source_watch_fd(src), POLLIN, 0};
         poll(&pfd, pfd.fd >= 0 ? 1 : 0, 200);
         source_watch_drain(src);
+        if (idle)
+            idle(idle_ctx);
         if (*stop)
             return SP_ESTOPPED;
     }
@@ -191,7 +194,8 @@ static char *join_outputs(const plan_t *p)
 
 static const char *mode_name(output_mode_t m) { return m == OUTPUT_UPDATE ? "update" : "complete"; }
 
-int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolved_t *r, sp_err_t *err)
+int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+                  resolved_t *r, sp_err_t *err)
 {
     memset(r, 0, sizeof *r);
     sql_stmt_t *stmt = NULL;
@@ -257,7 +261,7 @@ int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolved_
             given = NULL;
         } else {
             source_listing_t files;
-            rc = wait_for_files(o, r->source, r->ckpt, stop, &files, err);
+            rc = wait_for_files(o, r->source, r->ckpt, stop, idle, idle_ctx, &files, err);
             if (rc != 0)
                 goto out;
             rc = resolve_infer_schema(&files, o->infer_bytes, &r->schema, err);

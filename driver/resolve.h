@@ -33,11 +33,16 @@ typedef struct resolved {
     bool created;           /* the checkpoint was created by this start */
 } resolved_t;
 
+/* Called about every 200 ms while resolve_query waits for the first file,
+ * so the caller can serve its socket meanwhile. */
+typedef void (*resolve_idle_fn)(void *ctx);
+
 /* Resolve o into r. While waiting for the first file to infer a schema, it
- * returns SP_ESTOPPED when *stop becomes non-zero; with a once or
- * available-now trigger and no file at all it returns SP_ENOTFOUND (nothing
- * to do; nothing was written). */
-int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolved_t *r, sp_err_t *err);
+ * calls idle (if not NULL) and returns SP_ESTOPPED when *stop becomes
+ * non-zero; with a once or available-now trigger and no file at all it
+ * returns SP_ENOTFOUND (nothing to do; nothing was written). */
+int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+                  resolved_t *r, sp_err_t *err);
 
 void resolve_free(resolved_t *r);
 

@@ -23,23 +23,13 @@
 #include "sp_util.h"
 
 static e2e_env_t env;
+
 static int port;
 static char *bind_ep, *keys, *authorized;
 
 /* Processes still running, killed by teardown when a test fails early. */
 static pid_t procs[8];
 static int nprocs;
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 static char *key_path(const char *name, const char *ext) { return sp_xasprintf("%s/%s.%s", keys, name, ext); }
 
@@ -80,7 +70,7 @@ static void authorise(const char *name)
 static void setup(void)
 {
     e2e_env_init(&env, "e2e-auth");
-    port = free_port();
+    port = e2e_free_port();
     bind_ep = sp_xasprintf("tcp://127.0.0.1:%d", port);
     keys = sp_xasprintf("%s/keys", env.dir);
     authorized = sp_xasprintf("%s/authorized", env.dir);
@@ -159,37 +149,12 @@ static pid_t start_executor(const char *name, const char *key, const char *drive
     return pid;
 }
 
-typedef struct log_wait {
-    char *path;
-    const char *needle;
-} log_wait_t;
-
-static bool log_has(void *ctx)
-{
-    log_wait_t *w = ctx;
-    char *text = ts_read_file(w->path, NULL);
-    bool found = text && strstr(text, w->needle);
-    free(text);
-    return found;
-}
-
 static char *log_of(const char *name)
 {
     char *path = sp_xasprintf("%s/%s.err", env.dir, name);
     char *text = ts_read_file(path, NULL);
     free(path);
     return text ? text : sp_xstrdup("");
-}
-
-/* Wait (bounded) until process log NAME.err holds needle. */
-static void wait_log(const char *name, const char *needle, int timeout_ms)
-{
-    log_wait_t w = {sp_xasprintf("%s/%s.err", env.dir, name), needle};
-    bool ok = ts_poll(log_has, &w, timeout_ms);
-    char *text = ts_read_file(w.path, NULL);
-    cr_assert(ok, "no '%s' in %s within %d ms:\n%s", needle, w.path, timeout_ms, text ? text : "");
-    free(text);
-    free(w.path);
 }
 
 static void expect_finished(pid_t driver, int timeout_ms)
@@ -260,9 +225,9 @@ Test(auth, an_unauthorised_executor_never_gets_a_task)
     pid_t driver = start_driver("driver", bind_ep, true, NULL);
     pid_t bad = start_executor("exec-bad", "exec-bad", "driver");
     char *refusal = sp_xasprintf("refused executor at 127.0.0.1: public key %s is not in %s", bad_pub, authorized);
-    wait_log("driver", refusal, 15000);
-    wait_log("driver", "waiting for executors", 15000);
-    wait_log("exec-bad", "no answer from driver", 15000); /* it says so after 5 s */
+    e2e_wait_log(env.dir, "driver", refusal, 15000);
+    e2e_wait_log(env.dir, "driver", "waiting for executors", 15000);
+    e2e_wait_log(env.dir, "exec-bad", "no answer from driver", 15000); /* it says so after 5 s */
     int status;
     cr_assert_eq(ts_wait(driver, 10, &status), 0, "the driver must wait for an authorised executor");
     expect_nothing_committed();
@@ -292,11 +257,11 @@ Test(auth, a_key_authorised_while_the_driver_runs_lets_its_executor_in)
     e2e_gen(env.input, 2, 2000, 73, false, NULL);
     pid_t driver = start_driver("driver", bind_ep, true, NULL);
     pid_t late = start_executor("exec-late", "exec-late", "driver");
-    wait_log("driver", "refused executor at 127.0.0.1", 15000);
+    e2e_wait_log(env.dir, "driver", "refused executor at 127.0.0.1", 15000);
     authorise("exec-late"); /* no restart of either: the executor tries again by itself */
     expect_finished(driver, 60000);
     expect_exact();
-    wait_log("driver", "executor exec-late registered", 1000);
+    e2e_wait_log(env.dir, "driver", "executor exec-late registered", 1000);
     stop(late, "the executor");
 }
 
@@ -310,10 +275,10 @@ Test(auth, executors_with_the_wrong_driver_key_or_none_never_register)
     pid_t driver = start_driver("driver", bind_ep, true, NULL);
     pid_t wrong = start_executor("exec-wrong", "exec-a", "impostor");
     pid_t keyless = start_executor("exec-keyless", NULL, NULL);
-    wait_log("exec-wrong", "no answer from driver", 15000);
-    wait_log("exec-wrong", "is --driver-key its public key", 1000);
-    wait_log("exec-keyless", "no answer from driver", 15000);
-    wait_log("exec-keyless", "--curve-secret and --driver-key", 1000);
+    e2e_wait_log(env.dir, "exec-wrong", "no answer from driver", 15000);
+    e2e_wait_log(env.dir, "exec-wrong", "is --driver-key its public key", 1000);
+    e2e_wait_log(env.dir, "exec-keyless", "no answer from driver", 15000);
+    e2e_wait_log(env.dir, "exec-keyless", "--curve-secret and --driver-key", 1000);
     int status;
     cr_assert_eq(ts_wait(driver, 10, &status), 0, "the driver must still wait");
     expect_nothing_committed();

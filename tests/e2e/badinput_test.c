@@ -338,21 +338,10 @@ Test(bad, json_test_suite_through_the_engine)
     free(res);
 }
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 Test(bad, garbage_on_the_driver_socket_changes_nothing)
 {
     e2e_gen(env.input, 3, 1000, 45, false, NULL);
-    int port = free_port();
+    int port = e2e_free_port();
     char *bind = sp_xasprintf("tcp://127.0.0.1:%d", port);
     const char *dargs[] = {"driver", "--source", env.src, "--sql", E2E_SQL_COUNT, "--checkpoint", env.ckpt,
                            "--trigger", "available-now", "--bind", bind, "--quiet", NULL};

@@ -18,23 +18,13 @@
 #include "sp_util.h"
 
 static e2e_env_t env;
-static char *bind_ep;
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(s, (struct sockaddr *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
+static char *bind_ep;
 
 static void setup(void)
 {
     e2e_env_init(&env, "e2e-cluster");
-    bind_ep = sp_xasprintf("tcp://127.0.0.1:%d", free_port());
+    bind_ep = sp_xasprintf("tcp://127.0.0.1:%d", e2e_free_port());
 }
 
 static void teardown(void)
@@ -98,40 +88,15 @@ static void stop(pid_t pid, const char *what)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: SIGTERM must end it cleanly", what);
 }
 
-typedef struct log_wait {
-    char *path;
-    const char *needle;
-} log_wait_t;
-
-static bool log_has(void *ctx)
-{
-    log_wait_t *w = ctx;
-    char *text = ts_read_file(w->path, NULL);
-    bool found = text && strstr(text, w->needle);
-    free(text);
-    return found;
-}
-
-/* Wait (bounded) until process log NAME.err holds needle. */
-static void wait_log(const char *name, const char *needle, int timeout_ms)
-{
-    log_wait_t w = {sp_xasprintf("%s/%s.err", env.dir, name), needle};
-    bool ok = ts_poll(log_has, &w, timeout_ms);
-    char *text = ts_read_file(w.path, NULL);
-    cr_assert(ok, "no '%s' in %s within %d ms:\n%s", needle, w.path, timeout_ms, text ? text : "");
-    free(text);
-    free(w.path);
-}
-
 Test(cluster, executors_join_and_drain_while_the_query_runs)
 {
     e2e_gen(env.input, 4, 2000, 61, false, "a-");
     pid_t driver = start_driver("driver", "default", NULL);
     pid_t a = start_executor("exec-a", "SPATE_TEST_SLOW_TASK_MS=10");
-    wait_log("driver", "executor exec-a registered", 10000);
+    e2e_wait_log(env.dir, "driver", "executor exec-a registered", 10000);
     pid_t b = start_executor("exec-b", NULL); /* joins mid-query */
     e2e_gen(env.input, 4, 2000, 62, false, "b-");
-    wait_log("driver", "executor exec-b registered", 10000);
+    e2e_wait_log(env.dir, "driver", "executor exec-b registered", 10000);
     stop(a, "a draining executor"); /* finishes its tasks, says BYE, exits 0 */
     pid_t c = start_executor("exec-c", NULL);
     e2e_gen(env.input, 2, 2000, 63, false, "c-");
@@ -157,11 +122,11 @@ Test(cluster, a_frozen_executor_is_lost_and_its_late_results_ignored)
     pid_t driver = start_driver("driver", "available-now", NULL);
     /* slow tasks, so the freeze lands while it holds some */
     pid_t a = start_executor("exec-a", "SPATE_TEST_SLOW_TASK_MS=150");
-    wait_log("driver", "executor exec-a registered", 10000);
+    e2e_wait_log(env.dir, "driver", "executor exec-a registered", 10000);
     kill(a, SIGSTOP); /* with a task in hand: tasks take 150 ms and the batch is ready */
     pid_t b = start_executor("exec-b", NULL);
-    wait_log("driver", "exec-a (", 10000);
-    wait_log("driver", "lost: no heartbeat", 10000); /* past the 1 s timeout; b reruns its tasks */
+    e2e_wait_log(env.dir, "driver", "exec-a (", 10000);
+    e2e_wait_log(env.dir, "driver", "lost: no heartbeat", 10000); /* past the 1 s timeout; b reruns its tasks */
     kill(a, SIGCONT); /* a wakes up and sends results of attempts nobody waits for */
     int status;
     cr_assert(ts_wait(driver, 60000, &status), "the query did not finish");
@@ -181,7 +146,7 @@ Test(cluster, with_no_executor_the_driver_waits_then_continues)
 {
     e2e_gen(env.input, 2, 1000, 65, false, NULL);
     pid_t driver = start_driver("driver", "available-now", NULL);
-    wait_log("driver", "waiting for executors", 10000); /* it says it waits */
+    e2e_wait_log(env.dir, "driver", "waiting for executors", 10000); /* it says it waits */
     int status;
     cr_assert_eq(ts_wait(driver, 10, &status), 0, "the driver must wait, not fail");
     pid_t a = start_executor("exec-a", NULL);
@@ -197,8 +162,8 @@ Test(cluster, executors_find_a_restarted_driver_on_their_own)
     pid_t driver = start_driver("driver1", "default", NULL);
     pid_t a = start_executor("exec-a", NULL);
     pid_t b = start_executor("exec-b", NULL);
-    wait_log("driver1", "executor exec-a registered", 10000);
-    wait_log("driver1", "executor exec-b registered", 10000);
+    e2e_wait_log(env.dir, "driver1", "executor exec-a registered", 10000);
+    e2e_wait_log(env.dir, "driver1", "executor exec-b registered", 10000);
     kill(driver, SIGKILL);
     ts_wait(driver, 5000, NULL);
     e2e_gen(env.input, 3, 2000, 67, false, "b-"); /* data arrives while it is down */
@@ -208,8 +173,8 @@ Test(cluster, executors_find_a_restarted_driver_on_their_own)
     oracle_destroy(&o);
     cr_assert(ts_poll(all_counted, NULL, 60000), "the same executors did not finish the job");
     /* both executors, not restarted, registered with the new driver */
-    wait_log("driver2", "executor exec-a registered", 15000);
-    wait_log("driver2", "executor exec-b registered", 15000);
+    e2e_wait_log(env.dir, "driver2", "executor exec-a registered", 15000);
+    e2e_wait_log(env.dir, "driver2", "executor exec-b registered", 15000);
     stop(driver, "the driver");
     stop(a, "executor a");
     stop(b, "executor b");

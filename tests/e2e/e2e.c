@@ -1,7 +1,10 @@
 /* tests/e2e/e2e.c -- process and data helpers for the end-to-end tests. */
 #include "e2e.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,6 +154,41 @@ bool e2e_batches(const char *ckpt, long long *planned, long long *committed)
     }
     free(out);
     return ok;
+}
+
+int e2e_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &l);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+typedef struct log_wait {
+    char *path;
+    const char *needle;
+} log_wait_t;
+
+static bool log_has(void *ctx)
+{
+    log_wait_t *w = ctx;
+    char *text = ts_read_file(w->path, NULL);
+    bool found = text && strstr(text, w->needle);
+    free(text);
+    return found;
+}
+
+void e2e_wait_log(const char *dir, const char *name, const char *needle, int timeout_ms)
+{
+    log_wait_t w = {sp_xasprintf("%s/%s.err", dir, name), needle};
+    bool ok = ts_poll(log_has, &w, timeout_ms);
+    char *text = ts_read_file(w.path, NULL);
+    cr_assert(ok, "no '%s' in %s within %d ms:\n%s", needle, w.path, timeout_ms, text ? text : "");
+    free(text);
+    free(w.path);
 }
 
 int e2e_count(const char *s, const char *needle)

@@ -51,6 +51,13 @@ oracle_t *e2e_oracle_count_by_gt(const char *dir);
  * `spate checkpoint ls` reports them; false when it cannot be read. */
 bool e2e_batches(const char *ckpt, long long *planned, long long *committed);
 
+/* A free TCP port on loopback (bound and released: good enough for tests). */
+int e2e_free_port(void);
+
+/* Wait (bounded) until the log dir/NAME.err of a process started with
+ * e2e_spawn holds needle; fails the test with the log otherwise. */
+void e2e_wait_log(const char *dir, const char *name, const char *needle, int timeout_ms);
+
 /* Count lines in s containing needle. */
 int e2e_count(const char *s, const char *needle);
 
