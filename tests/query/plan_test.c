@@ -187,8 +187,8 @@ Test(plan, canonical_aggregates_do_not_depend_on_select_order)
     const char *queries[] = {
         "SELECT gt, count(*), sum(x), avg(y), min(Model), max(Model), count(z) FROM activity GROUP BY gt",
         "SELECT max(Model) AS hi, avg(y), count(z), gt, count(*) AS c, min(Model), SUM(X) FROM activity GROUP BY gt",
-        "SELECT count(z), count(*), count(*), avg(y), sum(x), max(Model), min(Model), max(Model) AS again, gt "
-        "FROM activity GROUP BY gt",
+        ("SELECT count(z), count(*), count(*), avg(y), sum(x), max(Model), min(Model), max(Model) AS again, gt "
+         "FROM activity GROUP BY gt"),
     };
     for (size_t q = 0; q < 3; q++) {
         plan_t *p = build_ok(queries[q], s);
@@ -495,13 +495,13 @@ Test(plan, and_or_not_follow_the_truth_tables)
     for (int x = 0; x < 3; x++) {
         for (int y = 0; y < 3; y++) {
             sp_value_t row[2] = {bigint_for(x), bigint_for(y)};
-            cr_assert_eq(expr_eval(pand->where, row), AND_TABLE[x][y], "%d AND %d", x, y);
-            cr_assert_eq(expr_eval(por->where, row), OR_TABLE[x][y], "%d OR %d", x, y);
+            cr_assert_eq((int)expr_eval(pand->where, row), AND_TABLE[x][y], "%d AND %d", x, y);
+            cr_assert_eq((int)expr_eval(por->where, row), OR_TABLE[x][y], "%d OR %d", x, y);
             cr_assert_eq(plan_row_passes(pand, row), AND_TABLE[x][y] == T);
         }
         sp_value_t row[1] = {bigint_for(x)};
-        cr_assert_eq(expr_eval(pnot->where, row), NOT_TABLE[x], "NOT %d", x);
-        cr_assert_eq(expr_eval(pnn->where, row), x, "NOT NOT %d", x);
+        cr_assert_eq((int)expr_eval(pnot->where, row), NOT_TABLE[x], "NOT %d", x);
+        cr_assert_eq((int)expr_eval(pnn->where, row), x, "NOT NOT %d", x);
     }
     plan_destroy(&pand);
     plan_destroy(&por);
