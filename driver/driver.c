@@ -7,11 +7,15 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -19,9 +23,11 @@
 #include "auth.h"
 #include "ckpt.h"
 #include "local.h"
+#include "monitor.h"
+#include "progress.h"
 #include "resolve.h"
 #include "result.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sink.h"
 #include "source.h"
 #include "sp_log.h"
@@ -46,6 +52,7 @@ void driver_opts_init(driver_opts_t *o)
     o->max_task_failures = 4;
     o->stop_timeout_ms = 10000;
     o->progress = true;
+    o->recent_progress = 100;
 }
 
 /* ---- the current batch ----------------------------------------------------- */
@@ -63,6 +70,7 @@ typedef struct task_run {
     zmq_msg_t *parts;          /* RESULT_PART frames of the current attempt */
     uint32_t nparts, parts_cap;
     uint64_t rows, malformed, bytes, groups, duration_us;
+    char *done_by;             /* the executor that finished it */
 } task_run_t;
 
 typedef struct batch_run {
@@ -73,11 +81,22 @@ typedef struct batch_run {
     size_t next_merge;         /* tasks before this one are merged */
     agg_table_t *merged;
     bool replay;
-    uint64_t t_start_ns, t_planned_ns;
+    int64_t started_wall_ms;   /* when its trigger began */
+    uint64_t t_start_ns;       /* trigger start (listing began) */
+    uint64_t t_listed_ns;      /* listing done */
+    uint64_t t_planned_ns;     /* in the write-ahead log */
 } batch_run_t;
 
-typedef struct driver {
+struct driver {
     const driver_opts_t *o;
+    /* the loop's thread, and what other threads ask of it */
+    pthread_t thread;
+    bool started;
+    atomic_int stop_requests;  /* driver_stop calls */
+    int wake_fd;               /* an eventfd in the loop's poll set */
+    int result_rc;
+    sp_err_t result_err;
+    monitor_t *mon;
     resolved_t r;
     sink_t *sink;
     char run_id[37];
@@ -104,9 +123,17 @@ typedef struct driver {
     bool waiting_logged;
     uint64_t no_executors_since_ms; /* 0: there are executors */
     bool no_executors_logged;
-} driver_t;
+    /* what the monitor shows */
+    int64_t prev_trigger_wall_ms; /* start of the previous trigger with data */
+    uint64_t backlog_files, backlog_bytes;
+    int64_t backlog_oldest_mtime_ns;
+    monitor_counters_t counters;
+    uint64_t next_executors_publish_ms;
+    uint64_t idle_since_ms, next_idle_event_ms;
+};
 
-static volatile sig_atomic_t driver_stop_signals;
+/* How often an idle query says so (Spark's noDataProgressEventInterval). */
+#define DRIVER_IDLE_EVENT_MS 10000
 
 /* ---- crash points for tests --------------------------------------------------
  * SPATE_FAULT=POINT:BATCH kills the driver with SIGKILL when it reaches
@@ -133,11 +160,6 @@ static void fault_point(const char *point, int64_t batch_id)
     }
 }
 
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    driver_stop_signals++;
-}
 
 static void task_drop_parts(task_run_t *t)
 {
@@ -151,6 +173,7 @@ static void batch_clear(batch_run_t *b)
     for (size_t i = 0; i < b->ntasks; i++) {
         task_drop_parts(&b->tasks[i]);
         free(b->tasks[i].parts);
+        free(b->tasks[i].done_by);
         sp_buf_free(&b->tasks[i].causes);
     }
     free(b->tasks);
@@ -188,8 +211,9 @@ static void batch_start(driver_t *d, ckpt_batch_t *plan, bool replay)
     if (d->r.plan->ngroups == 0)
         agg_table_touch(b->merged, "", 0); /* SELECT count(*) FROM t has a row even for no input */
     b->replay = replay;
+    b->started_wall_ms = sp_wall_ms();
     b->t_start_ns = sp_mono_ns();
-    b->t_planned_ns = b->t_start_ns;
+    b->t_listed_ns = b->t_planned_ns = b->t_start_ns;
     SP_DEBUG(LOG, "batch %lld: %zu file(s), %zu task(s)%s", (long long)b->plan.batch_id,
              b->plan.nfiles, b->ntasks, replay ? " (re-run from the write-ahead log)" : "");
 }
@@ -245,6 +269,69 @@ static void task_failed_too_often(driver_t *d, size_t i)
                 (unsigned long long)sp->end, t->failures, sp_buf_cstr(&t->causes));
 }
 
+/* ---- what the monitor shows ---------------------------------------------------- */
+
+static monitor_executor_t exec_view(const sched_exec_t *e, uint64_t now_ms)
+{
+    monitor_executor_t v = {0};
+    v.id = e->id;
+    v.host = e->host;
+    v.pid = e->pid;
+    v.slots = e->slots;
+    v.running = e->running;
+    v.draining = e->draining;
+    v.registered_ms = e->registered_wall_ms;
+    v.heartbeat_age_ms = now_ms > e->last_seen_ms ? now_ms - e->last_seen_ms : 0;
+    v.tasks_done = e->tasks_done;
+    v.tasks_failed = e->tasks_failed;
+    return v;
+}
+
+/* The executor table, now. */
+static void publish_executors(driver_t *d, uint64_t now_ms)
+{
+    size_t n = sched_count(d->sched);
+    monitor_executor_t *v = sp_xcalloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = exec_view(sched_at(d->sched, i), now_ms);
+    monitor_set_executors(d->mon, v, n);
+    free(v);
+    d->next_executors_publish_ms = now_ms + 500;
+}
+
+/* The current batch and its tasks, as /api/batches shows them. */
+static void publish_batch(driver_t *d, const char *state, const ckpt_commit_t *rec, uint64_t duration_ms)
+{
+    const batch_run_t *b = &d->batch;
+    monitor_task_t *tasks = sp_xcalloc(b->ntasks ? b->ntasks : 1, sizeof *tasks);
+    static const char *const status[] = {"pending", "running", "done"};
+    monitor_batch_t mb = {0};
+    mb.batch_id = b->plan.batch_id;
+    mb.started_ms = b->started_wall_ms;
+    mb.state = state;
+    mb.files = b->plan.nfiles;
+    for (size_t i = 0; i < b->plan.nfiles; i++)
+        mb.bytes += b->plan.files[i].size;
+    for (size_t i = 0; i < b->ntasks; i++) {
+        const task_run_t *t = &b->tasks[i];
+        const ckpt_split_t *sp = &b->plan.splits[i];
+        tasks[i] = (monitor_task_t){(uint32_t)i, t->attempt, b->plan.files[sp->file].path, sp->start, sp->end,
+                                    t->status == TASK_DONE ? t->done_by : (t->exec ? t->exec->id : NULL),
+                                    status[t->status], t->rows, t->malformed, t->bytes, t->duration_us / 1000};
+        mb.rows += t->rows;
+        mb.malformed += t->malformed;
+    }
+    if (rec) {
+        mb.state_rows = rec->state_rows;
+        mb.updated_rows = rec->updated_rows;
+    }
+    mb.duration_ms = duration_ms;
+    mb.tasks = tasks;
+    mb.ntasks = b->ntasks;
+    monitor_batch(d->mon, &mb);
+    free(tasks);
+}
+
 /* Losing executors while they run a task is usually not the task's fault
  * (an executor was killed or cut off), so losses get a looser bound than
  * errors; but a task whose executors keep dying must not loop forever. */
@@ -254,6 +341,9 @@ static uint32_t max_task_losses(const driver_t *d) { return 4 * d->o->max_task_f
 static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
 {
     SP_WARN(LOG, "executor %s (%s, pid %u) lost: %s", e->id, e->host, e->pid, why);
+    uint64_t now = sp_mono_ms();
+    monitor_executor_t view = exec_view(e, now);
+    monitor_executor_lost(d->mon, &view, why);
     batch_run_t *b = &d->batch;
     for (size_t i = 0; b->active && i < b->ntasks; i++) {
         task_run_t *t = &b->tasks[i];
@@ -273,6 +363,7 @@ static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
             t->last_exec = NULL;
     }
     sched_remove(d->sched, e);
+    publish_executors(d, now);
 }
 
 static void dispatch(driver_t *d)
@@ -398,6 +489,8 @@ static void on_result_done(driver_t *d, sched_exec_t *e, const wire_done_t *done
         if (e->running > 0)
             e->running--;
         e->tasks_done++;
+        free(t->done_by);
+        t->done_by = sp_xstrdup(e->id);
         t->rows = done->rows;
         t->malformed = done->malformed;
         t->bytes = done->bytes;
@@ -408,6 +501,7 @@ static void on_result_done(driver_t *d, sched_exec_t *e, const wire_done_t *done
     }
     /* failed */
     e->tasks_failed++;
+    d->counters.task_failures++;
     t->failures++;
     char *why = done->ok ? sp_xstrdup("incomplete result") : sp_xstrndup(done->error.ptr, done->error.len);
     if (done->fatal) {
@@ -470,6 +564,9 @@ static void handle_frame(driver_t *d, zmq_msg_t *idf, zmq_msg_t *body)
         e = sched_add(d->sched, id, idlen, &m.u.hello, now);
         SP_INFO(LOG, "executor %s registered (%s, pid %u, %u slot%s)", e->id, e->host, e->pid, e->slots,
                 e->slots == 1 ? "" : "s");
+        monitor_executor_t view = exec_view(e, now);
+        monitor_executor_added(d->mon, &view);
+        publish_executors(d, now);
         wire_msg_t w = {.type = WIRE_WELCOME};
         w.u.welcome.heartbeat_ms = d->o->heartbeat_ms;
         w.u.welcome.driver_run_id = WIRE_STR(d->run_id);
@@ -563,6 +660,8 @@ static bool trigger_unlimited(const driver_t *d) { return d->o->trigger == TRIGG
  * error that stops the query. */
 static int plan_next(driver_t *d, sp_err_t *err)
 {
+    uint64_t t_start = sp_mono_ns();
+    int64_t started_wall = sp_wall_ms();
     source_listing_t listing;
     int rc = source_list_new(d->r.source, d->r.ckpt, &listing, err);
     if (rc != 0)
@@ -584,6 +683,8 @@ static int plan_next(driver_t *d, sp_err_t *err)
     }
     if (listing.nfiles == 0) {
         source_listing_free(&listing);
+        d->backlog_files = d->backlog_bytes = 0;
+        d->backlog_oldest_mtime_ns = 0;
         if (d->o->trigger == TRIGGER_ONCE || d->o->trigger == TRIGGER_AVAILABLE_NOW)
             d->finished = true;
         else if (!d->waiting_logged) {
@@ -598,8 +699,12 @@ static int plan_next(driver_t *d, sp_err_t *err)
         lim.max_files = lim.max_bytes = 0;
     source_listing_t taken;
     source_listing_take(&listing, &lim, &taken);
+    /* what stays for later batches: the backlog */
+    d->backlog_files = listing.nfiles;
+    d->backlog_bytes = listing.bytes;
+    d->backlog_oldest_mtime_ns = listing.oldest_mtime_ns;
     source_listing_free(&listing);
-    uint64_t t0 = sp_mono_ns();
+    uint64_t t_listed = sp_mono_ns();
     ckpt_batch_t plan = {0};
     plan.batch_id = d->next_batch_id;
     plan.timestamp_ms = sp_wall_ms();
@@ -612,8 +717,11 @@ static int plan_next(driver_t *d, sp_err_t *err)
     d->next_batch_id++;
     fault_point("after-plan", plan.batch_id);
     batch_start(d, &plan, false);
-    d->batch.t_start_ns = t0;
+    d->batch.started_wall_ms = started_wall;
+    d->batch.t_start_ns = t_start;
+    d->batch.t_listed_ns = t_listed;
     d->batch.t_planned_ns = sp_mono_ns();
+    publish_batch(d, "running", NULL, 0);
     return 0;
 }
 
@@ -630,7 +738,7 @@ static int collect_state(ckpt_txn_t *t, result_set_t *rs, sp_err_t *err)
 /* Merge the batch table into state, hand the rows to the sink, and commit
  * state, sink record and commit record in one transaction. */
 static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, result_set_t *all,
-                      sp_err_t *err)
+                      uint64_t *t_commit_ns, sp_err_t *err)
 {
     batch_run_t *b = &d->batch;
     const plan_t *p = d->r.plan;
@@ -687,6 +795,7 @@ static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, re
         fault_point("after-sink", b->plan.batch_id);
     if (rc == 0) {
         rec->committed_ms = sp_wall_ms();
+        *t_commit_ns = sp_mono_ns();
         rc = ckpt_commit_end(&t, rec, err);
     }
     ckpt_txn_abort(&t);
@@ -719,10 +828,86 @@ static void print_progress(const driver_t *d, const ckpt_commit_t *rec, uint64_t
         (void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+static uint64_t ns_to_ms(uint64_t ns) { return (ns + 500000) / 1000000; }
+
+/* The batch's report in Spark's shape: published, kept in the checkpoint. */
+static void report_progress(driver_t *d, const ckpt_commit_t *rec, uint64_t output_rows, uint64_t t_commit_ns,
+                            uint64_t t_end_ns)
+{
+    const batch_run_t *b = &d->batch;
+    progress_t p = {0};
+    p.id = d->r.rec.query_id;
+    p.run_id = d->run_id;
+    p.name = d->r.rec.name;
+    p.timestamp_ms = b->started_wall_ms;
+    p.batch_id = b->plan.batch_id;
+    p.has_data = true;
+    p.num_input_rows = rec->input_rows;
+    p.num_malformed_rows = rec->malformed_rows;
+    p.duration_ms.latest_offset = ns_to_ms(b->t_listed_ns - b->t_start_ns);
+    p.duration_ms.wal_commit = ns_to_ms(b->t_planned_ns - b->t_listed_ns);
+    p.duration_ms.add_batch = ns_to_ms(t_commit_ns - b->t_planned_ns);
+    p.duration_ms.commit_offsets = ns_to_ms(t_end_ns - t_commit_ns);
+    p.duration_ms.trigger_execution = ns_to_ms(t_end_ns - b->t_start_ns);
+    double secs = (double)(t_end_ns - b->t_start_ns) / 1e9;
+    p.processed_rows_per_second = secs > 0 ? (double)rec->input_rows / secs : NAN;
+    /* Spark: rows over the time since the previous trigger began */
+    double since = d->prev_trigger_wall_ms ? (double)(b->started_wall_ms - d->prev_trigger_wall_ms) / 1e3 : 0;
+    p.input_rows_per_second = since > 0 ? (double)rec->input_rows / since : NAN;
+    d->prev_trigger_wall_ms = b->started_wall_ms;
+    p.state_rows_total = rec->state_rows;
+    p.state_rows_updated = rec->updated_rows;
+    p.state_commit_ms = p.duration_ms.commit_offsets;
+    ckpt_stats_t st;
+    sp_err_t err;
+    if (ckpt_stats(d->r.ckpt, &st, &err) == 0)
+        p.state_memory_bytes = st.dbs[4].bytes; /* the state database */
+    p.key_groups = d->r.rec.key_groups;
+    char desc[4200];
+    snprintf(desc, sizeof desc, "FileStreamSource[%s]", source_path(d->r.source));
+    p.source_description = desc;
+    p.start_offset = b->plan.batch_id - 1;
+    p.end_offset = b->plan.batch_id;
+    p.latest_offset = b->plan.batch_id;
+    p.backlog_files = d->backlog_files;
+    p.backlog_bytes = d->backlog_bytes;
+    p.backlog_oldest_age_ms = d->backlog_files ? sp_wall_ms() - d->backlog_oldest_mtime_ns / 1000000 : -1;
+    p.sink_description = sink_describe(d->sink);
+    p.sink_output_rows = (int64_t)output_rows;
+    /* per-executor task figures */
+    progress_exec_t *ex = sp_xcalloc(b->ntasks ? b->ntasks : 1, sizeof *ex);
+    size_t nex = 0;
+    for (size_t i = 0; i < b->ntasks; i++) {
+        const task_run_t *t = &b->tasks[i];
+        if (t->done_by == NULL)
+            continue;
+        size_t k = 0;
+        while (k < nex && strcmp(ex[k].id, t->done_by) != 0)
+            k++;
+        if (k == nex)
+            ex[nex++].id = t->done_by;
+        ex[k].tasks++;
+        ex[k].rows += t->rows;
+        ex[k].bytes += t->bytes;
+        ex[k].task_ms += t->duration_us / 1000;
+    }
+    p.execs = ex;
+    p.nexecs = nex;
+    const char *json = monitor_progress(d->mon, &p);
+    free(ex);
+    if (ckpt_progress_append(d->r.ckpt, json, strlen(json), d->o->recent_progress, &err) != 0)
+        SP_WARN(LOG, "could not keep the progress report in the checkpoint: %s", err.msg);
+    d->counters.batches++;
+    d->counters.input_rows += rec->input_rows;
+    d->counters.malformed_rows += rec->malformed_rows;
+    monitor_set_counters(d->mon, &d->counters);
+    publish_batch(d, "committed", rec, p.duration_ms.trigger_execution);
+}
+
 static int commit_batch(driver_t *d, sp_err_t *err)
 {
     batch_run_t *b = &d->batch;
-    uint64_t t_merge_ns = sp_mono_ns();
+    uint64_t t_merge_ns = sp_mono_ns(), t_commit_ns = t_merge_ns;
     result_set_t *changed = result_set_new(d->r.plan);
     result_set_t *all = sink_wants_all_rows(d->sink) ? result_set_new(d->r.plan) : NULL;
     ckpt_commit_t rec = {0};
@@ -734,17 +919,20 @@ static int commit_batch(driver_t *d, sp_err_t *err)
     int rc;
     int attempts = 0;
     /* SP_ERETRY: the map grew; the whole transaction runs again. */
-    while ((rc = commit_txn(d, &rec, changed, all, err)) == SP_ERETRY && ++attempts < 30)
+    while ((rc = commit_txn(d, &rec, changed, all, &t_commit_ns, err)) == SP_ERETRY && ++attempts < 30)
         sp_err_clear(err);
+    uint64_t output_rows = result_set_rows(all ? all : changed);
     result_set_destroy(&changed);
     result_set_destroy(&all);
     if (rc != 0)
         return rc;
+    uint64_t t_end = sp_mono_ns();
     d->last_committed = b->plan.batch_id;
     d->batches_run++;
     fault_point("after-commit", b->plan.batch_id);
     if (d->o->progress)
-        print_progress(d, &rec, t_merge_ns, sp_mono_ns());
+        print_progress(d, &rec, t_merge_ns, t_end);
+    report_progress(d, &rec, output_rows, t_commit_ns, t_end);
     batch_clear(b);
     d->dirty = true; /* files may have arrived while the batch ran */
     return 0;
@@ -848,6 +1036,36 @@ static bool trigger_due(driver_t *d, uint64_t now)
     return d->dirty || now >= d->next_list_ms;
 }
 
+/* Status as Spark words it, the executor table, and idle events. */
+static void update_status(driver_t *d, uint64_t now)
+{
+    bool data = d->backlog_files > 0;
+    if (d->batch.active) {
+        d->idle_since_ms = 0;
+        if (sched_count(d->sched) == 0)
+            monitor_set_status(d->mon, "Waiting for executors", true, true);
+        else
+            monitor_set_status(d->mon, "Processing new data", true, true);
+    } else if (d->o->trigger == TRIGGER_INTERVAL && now < d->next_trigger_ms) {
+        monitor_set_status(d->mon, "Waiting for next trigger", data, false);
+    } else {
+        monitor_set_status(d->mon, "Waiting for data to arrive", data, false);
+    }
+    if (!d->batch.active && !data) {
+        if (d->idle_since_ms == 0) {
+            d->idle_since_ms = now;
+            d->next_idle_event_ms = now + DRIVER_IDLE_EVENT_MS;
+        } else if (now >= d->next_idle_event_ms) {
+            monitor_idle(d->mon, sp_wall_ms());
+            d->next_idle_event_ms = now + DRIVER_IDLE_EVENT_MS;
+        }
+    }
+    if (now >= d->next_executors_publish_ms)
+        publish_executors(d, now);
+    monitor_set_backlog(d->mon, d->backlog_files, d->backlog_bytes,
+                        d->backlog_files ? sp_wall_ms() - d->backlog_oldest_mtime_ns / 1000000 : -1);
+}
+
 static int run_loop(driver_t *d, sp_err_t *err)
 {
     const driver_opts_t *o = d->o;
@@ -859,7 +1077,7 @@ static int run_loop(driver_t *d, sp_err_t *err)
         uint64_t now = sp_mono_ms();
         if (d->local.n > 0) {
             int dead[64];
-            int ndead = local_check(&d->local, driver_stop_signals == 0, dead, 64);
+            int ndead = local_check(&d->local, atomic_load(&d->stop_requests) == 0, dead, 64);
             for (int k = 0; k < ndead; k++) {
                 char id[64];
                 local_executor_id(&d->local, dead[k], id, sizeof id);
@@ -875,14 +1093,15 @@ static int run_loop(driver_t *d, sp_err_t *err)
             rc = sp_err_set(err, d->fail_rc, "%s", d->fail.msg);
             break;
         }
-        if ((unsigned)driver_stop_signals != seen_signals) {
+        unsigned stops = (unsigned)atomic_load(&d->stop_requests);
+        if (stops != seen_signals) {
             if (seen_signals == 0) {
                 stop_deadline = now + o->stop_timeout_ms;
                 if (d->batch.active)
                     SP_INFO(LOG, "stopping: letting batch %lld finish (up to %u ms; signal again to abandon it)",
                             (long long)d->batch.plan.batch_id, o->stop_timeout_ms);
             }
-            seen_signals = (unsigned)driver_stop_signals;
+            seen_signals = stops;
         }
         if (seen_signals > 0) {
             if (!d->batch.active)
@@ -932,15 +1151,22 @@ static int run_loop(driver_t *d, sp_err_t *err)
                 continue;
             }
         }
-        zmq_pollitem_t items[2] = {{d->router, 0, ZMQ_POLLIN, 0}, {NULL, source_watch_fd(d->r.source), ZMQ_POLLIN, 0}};
-        int nitems = items[1].fd >= 0 ? 2 : 1;
+        update_status(d, now);
+        zmq_pollitem_t items[3] = {{d->router, 0, ZMQ_POLLIN, 0},
+                                   {NULL, d->wake_fd, ZMQ_POLLIN, 0},
+                                   {NULL, source_watch_fd(d->r.source), ZMQ_POLLIN, 0}};
+        int nitems = items[2].fd >= 0 ? 3 : 2;
         if (zmq_poll(items, nitems, poll_timeout(d, sp_mono_ms())) < 0 && errno != EINTR) {
             rc = sp_err_set(err, SP_EIO, "poll: %s", zmq_strerror(errno));
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)
             drain_router(d);
-        if (nitems > 1 && (items[1].revents & ZMQ_POLLIN) && source_watch_drain(d->r.source))
+        if (items[1].revents & ZMQ_POLLIN) {
+            uint64_t n;
+            (void)!read(d->wake_fd, &n, sizeof n);
+        }
+        if (nitems > 2 && (items[2].revents & ZMQ_POLLIN) && source_watch_drain(d->r.source))
             d->dirty = true;
     }
     return rc;
@@ -954,88 +1180,235 @@ static void serve_while_resolving(void *ctx)
     drain_router(d);
     if (d->local.n > 0) {
         int dead[64];
-        local_check(&d->local, driver_stop_signals == 0, dead, 64);
+        local_check(&d->local, atomic_load(&d->stop_requests) == 0, dead, 64);
     }
 }
 
-int driver_run(const driver_opts_t *o, sp_err_t *err)
+/* Read back the progress reports an earlier run kept. */
+static int restore_one(void *ctx, const char *json, size_t len)
 {
-    driver_t drv, *d = &drv;
-    memset(d, 0, sizeof *d);
-    d->o = o;
-    sp_uuid_v4(d->run_id);
-    driver_stop_signals = 0;
-    struct sigaction sa, old_int, old_term, old_pipe;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    signal(SIGPIPE, SIG_IGN);
-    (void)old_pipe;
+    sp_buf_t *all = ctx;
+    sp_buf_append(all, json, len);
+    sp_buf_putc(all, '\0');
+    return 0;
+}
 
+static void restore_progress(driver_t *d)
+{
+    sp_buf_t all = SP_BUF_INIT;
+    sp_err_t err;
+    if (ckpt_progress_read(d->r.ckpt, d->o->recent_progress, restore_one, &all, &err) != 0) {
+        SP_WARN(LOG, "earlier progress reports unreadable: %s", err.msg);
+        sp_buf_free(&all);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < all.len; i++)
+        n += all.data[i] == '\0';
+    const char **list = sp_xcalloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0, k = 0, start = 0; i < all.len; i++)
+        if (all.data[i] == '\0') {
+            list[k++] = all.data + start;
+            start = i + 1;
+        }
+    monitor_restore_progress(d->mon, list, n);
+    free(list);
+    sp_buf_free(&all);
+}
+
+/* SP_E* code -> the errorClassOnException of QueryTerminatedEvent. */
+static const char *error_class(int rc)
+{
+    switch (rc) {
+    case SP_EFAILED: return "SPATE_TASK_FAILED";
+    case SP_EINCOMPAT: return "SPATE_INCOMPATIBLE_CHECKPOINT";
+    case SP_EVERSION: return "SPATE_CHECKPOINT_VERSION";
+    case SP_ECORRUPT: return "SPATE_CHECKPOINT_DAMAGED";
+    case SP_ENOSPC: return "SPATE_NO_SPACE";
+    case SP_EPARSE: return "SPATE_SQL_ERROR";
+    case SP_EINVAL: return "SPATE_INVALID";
+    case SP_ETYPE: return "SPATE_TYPE_ERROR";
+    case SP_EBUSY: return "SPATE_CHECKPOINT_IN_USE";
+    default: return "SPATE_ERROR";
+    }
+}
+
+/* The query, start to end, on the loop's thread. */
+static int driver_body(driver_t *d, sp_err_t *err)
+{
+    const driver_opts_t *o = d->o;
     /* Executors start first, so they register while the driver settles the
      * checkpoint and schema. */
     d->sched = sched_new();
     int rc = open_router(d, err);
     if (rc != 0)
-        goto out;
+        return rc;
     if (o->local_executors > 0) {
         const char *level = sp_log_get_level() >= SP_LOG_DEBUG ? "debug" : "warn";
         int lrc = local_start(&d->local, o->exe, d->endpoint, o->local_executors, o->local_slots, level);
-        if (lrc != 0) {
-            rc = sp_err_set(err, SP_EIO, "cannot start local executors: %s", strerror(-lrc));
-            goto out;
-        }
+        if (lrc != 0)
+            return sp_err_set(err, SP_EIO, "cannot start local executors: %s", strerror(-lrc));
     }
-    rc = resolve_query(o, &driver_stop_signals, serve_while_resolving, d, &d->r, err);
+    rc = resolve_query(o, &d->stop_requests, serve_while_resolving, d, &d->r, err);
     if (rc == SP_ENOTFOUND || rc == SP_ESTOPPED) {
         if (rc == SP_ENOTFOUND)
             SP_INFO(LOG, "no data in %s: nothing to do", o->source_path);
         sp_err_clear(err);
-        rc = 0;
-        goto out;
+        return 0;
     }
     if (rc != 0)
-        goto out;
+        return rc;
+    monitor_set_query(d->mon, d->r.rec.query_id, d->r.rec.name);
+    restore_progress(d);
     if ((rc = sink_open(o->sink, o->output_mode, d->r.plan, &d->sink, err)) != 0)
-        goto out;
+        return rc;
     int64_t planned, committed;
     if ((rc = ckpt_batch_last(d->r.ckpt, &planned, &committed, err)) != 0)
-        goto out;
+        return rc;
     d->last_committed = committed;
     d->next_batch_id = planned + 1;
     SP_INFO(LOG, "query %s%s%s (id %s, run %s) on checkpoint %s; executors connect to %s",
             d->r.rec.name[0] ? "'" : "", d->r.rec.name, d->r.rec.name[0] ? "'" : "", d->r.rec.query_id,
             d->run_id, o->checkpoint, d->endpoint);
+    monitor_query_started(d->mon, sp_wall_ms());
     if (planned > committed) {
         /* Re-run the planned but uncommitted batch with exactly its files. */
         ckpt_batch_t plan;
         if ((rc = ckpt_batch_read(d->r.ckpt, planned, &plan, err)) != 0)
-            goto out;
+            return rc;
         SP_INFO(LOG, "resuming: batch %lld was planned but not committed; running it again", (long long)planned);
         batch_start(d, &plan, true);
+        publish_batch(d, "running", NULL, 0);
     } else if (committed >= 0) {
         SP_INFO(LOG, "resuming after batch %lld", (long long)committed);
     }
     rc = run_loop(d, err);
+    if (d->batch.active)
+        publish_batch(d, "abandoned", NULL, 0);
     if (rc == 0 && d->o->trigger != TRIGGER_DEFAULT && d->o->trigger != TRIGGER_INTERVAL && d->finished)
         SP_INFO(LOG, "done: %llu batch(es) run, last committed batch %lld", (unsigned long long)d->batches_run,
                 (long long)d->last_committed);
-out:
+    return rc;
+}
+
+static void *driver_main(void *arg)
+{
+    driver_t *d = arg;
+    sp_err_clear(&d->result_err);
+    d->result_rc = driver_body(d, &d->result_err);
+    monitor_query_terminated(d->mon, d->result_rc ? sp_err_text(&d->result_err, d->result_rc) : NULL,
+                             d->result_rc ? error_class(d->result_rc) : NULL);
     if (d->local.n > 0)
         local_stop(&d->local, 3000);
     if (d->router)
         zmq_close(d->router);
+    d->router = NULL;
     auth_zap_stop(&d->zap); /* closes its sockets: before the context ends */
     if (d->zctx)
         zmq_ctx_term(d->zctx);
+    d->zctx = NULL;
     batch_clear(&d->batch);
     source_listing_free(&d->snapshot);
     sched_destroy(&d->sched);
     sink_close(&d->sink);
     resolve_free(&d->r);
+    return NULL;
+}
+
+int driver_new(const driver_opts_t *o, driver_t **out, sp_err_t *err)
+{
+    (void)err;
+    driver_t *d = sp_xcalloc(1, sizeof *d);
+    d->o = o;
+    sp_uuid_v4(d->run_id);
+    atomic_init(&d->stop_requests, 0);
+    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    monitor_opts_t mo = {"", d->run_id, o->name, o->recent_progress, 100};
+    d->mon = monitor_new(&mo);
+    *out = d;
+    return 0;
+}
+
+void driver_add_listener(driver_t *d, const monitor_listener_t *l) { monitor_add_listener(d->mon, l); }
+
+int driver_start(driver_t *d, sp_err_t *err)
+{
+    if (d->started)
+        return sp_err_set(err, SP_EINVAL, "the query was started already");
+    if (pthread_create(&d->thread, NULL, driver_main, d) != 0)
+        return sp_err_set(err, SP_EIO, "cannot start the driver's thread");
+    d->started = true;
+    return 0;
+}
+
+void driver_stop(driver_t *d)
+{
+    atomic_fetch_add(&d->stop_requests, 1);
+    uint64_t one = 1;
+    (void)!write(d->wake_fd, &one, sizeof one); /* async-signal-safe */
+}
+
+int driver_await(driver_t *d, sp_err_t *err)
+{
+    if (!d->started)
+        return sp_err_set(err, SP_EINVAL, "the query was not started");
+    pthread_join(d->thread, NULL);
+    d->started = false;
+    if (err)
+        *err = d->result_err;
+    return d->result_rc;
+}
+
+monitor_t *driver_monitor(driver_t *d) { return d->mon; }
+
+void driver_destroy(driver_t **dp)
+{
+    if (dp == NULL || *dp == NULL)
+        return;
+    driver_t *d = *dp;
+    if (d->started) {
+        driver_stop(d);
+        driver_stop(d);
+        driver_await(d, NULL);
+    }
+    monitor_destroy(&d->mon);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    free(d);
+    *dp = NULL;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+static driver_t *volatile signalled_driver;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    if (signalled_driver)
+        driver_stop(signalled_driver);
+}
+
+int driver_run(const driver_opts_t *o, sp_err_t *err)
+{
+    driver_t *d = NULL;
+    int rc = driver_new(o, &d, err);
+    if (rc != 0)
+        return rc;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    signalled_driver = d;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    signal(SIGPIPE, SIG_IGN);
+    rc = driver_start(d, err);
+    if (rc == 0)
+        rc = driver_await(d, err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    signalled_driver = NULL;
+    driver_destroy(&d);
     return rc;
 }

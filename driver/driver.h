@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "monitor.h"
 #include "sink.h"
 #include "sp_err.h"
 
@@ -61,13 +62,58 @@ typedef struct driver_opts {
     uint32_t stop_timeout_ms;    /* on SIGINT/SIGTERM: wait this long for the
                                     running batch to commit, then abandon it */
     bool progress;               /* print a progress line per batch (stderr) */
+    size_t recent_progress;      /* progress reports kept, in the checkpoint too */
 } driver_opts_t;
 
 /* Fill o with the defaults. */
 void driver_opts_init(driver_opts_t *o);
 
-/* Run the query until it ends (once, available-now), is stopped by
- * SIGINT/SIGTERM (returns 0), or fails. Errors: SP_EPARSE/SP_EINVAL (bad
+/* ---- embedding ---------------------------------------------------------------
+ * A query in a program of its own:
+ *
+ *   driver_t *d;
+ *   driver_new(&opts, &d, &err);
+ *   driver_add_listener(d, &my_listener);   // Spark's StreamingQueryListener
+ *   driver_start(d, &err);                  // the loop runs on its own thread
+ *   ...                                     // driver_monitor(d): status, progress
+ *   driver_stop(d);                         // or wait for once/available-now
+ *   int rc = driver_await(d, &err);         // the query's outcome
+ *   driver_destroy(&d);                     // listeners get every event first
+ *
+ * The options (and the strings they point to) must outlive the driver. */
+typedef struct driver driver_t;
+
+/* A driver for o; nothing runs yet. Never fails today; returns 0. */
+int driver_new(const driver_opts_t *o, driver_t **out, sp_err_t *err);
+
+/* Register a listener (copied) before driver_start; its callbacks run on a
+ * thread of its own, in event order (monitor.h). */
+void driver_add_listener(driver_t *d, const monitor_listener_t *l);
+
+/* Start the query on a thread of its own. Problems found while starting
+ * (bad SQL, an incompatible checkpoint, ...) end the query: driver_await
+ * returns them, and listeners see QueryTerminatedEvent. */
+int driver_start(driver_t *d, sp_err_t *err);
+
+/* Ask the query to stop: the first call lets the running batch commit (up
+ * to --stop-timeout), a second abandons it (it runs again on restart).
+ * Safe from any thread and from a signal handler. */
+void driver_stop(driver_t *d);
+
+/* Wait for the query to end; returns 0 or the SP_E* code of its failure
+ * (see driver_run), with the message in err. */
+int driver_await(driver_t *d, sp_err_t *err);
+
+/* The query's status, progress, executors and batches (borrowed; valid
+ * until driver_destroy). */
+monitor_t *driver_monitor(driver_t *d);
+
+/* Free *d (after driver_await) and set it to NULL; safe on NULL. */
+void driver_destroy(driver_t **d);
+
+/* driver_new + driver_start + driver_await, with SIGINT/SIGTERM calling
+ * driver_stop: run the query until it ends (once, available-now), is
+ * stopped by a signal (returns 0), or fails. Errors: SP_EPARSE/SP_EINVAL (bad
  * SQL, flags, schema, key files; a bind endpoint that is not loopback
  * without keys or insecure), SP_EINCOMPAT (the checkpoint holds another
  * query), SP_EVERSION (a newer checkpoint format), SP_ECORRUPT (a damaged

@@ -146,7 +146,7 @@ static int check_compatible(const char *dir, const ckpt_query_t *old, const ckpt
 
 /* Block until the source directory holds a file, or *stop. */
 static int wait_for_files(const driver_opts_t *o, source_t *src, ckpt_t *ckpt,
-                          volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+                          atomic_int *stop, resolve_idle_fn idle, void *idle_ctx,
                           source_listing_t *out, sp_err_t *err)
 {
     bool said = false;
@@ -176,7 +176,7 @@ static int wait_for_files(const driver_opts_t *o, source_t *src, ckpt_t *ckpt,
         source_watch_drain(src);
         if (idle)
             idle(idle_ctx);
-        if (*stop)
+        if (atomic_load(stop))
             return SP_ESTOPPED;
     }
 }
@@ -194,7 +194,7 @@ static char *join_outputs(const plan_t *p)
 
 static const char *mode_name(output_mode_t m) { return m == OUTPUT_UPDATE ? "update" : "complete"; }
 
-int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+int resolve_query(const driver_opts_t *o, atomic_int *stop, resolve_idle_fn idle, void *idle_ctx,
                   resolved_t *r, sp_err_t *err)
 {
     memset(r, 0, sizeof *r);

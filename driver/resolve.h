@@ -12,7 +12,7 @@
 #ifndef SP_RESOLVE_H
 #define SP_RESOLVE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "ckpt.h"
 #include "driver.h"
@@ -41,7 +41,7 @@ typedef void (*resolve_idle_fn)(void *ctx);
  * calls idle (if not NULL) and returns SP_ESTOPPED when *stop becomes
  * non-zero; with a once or available-now trigger and no file at all it
  * returns SP_ENOTFOUND (nothing to do; nothing was written). */
-int resolve_query(const driver_opts_t *o, volatile sig_atomic_t *stop, resolve_idle_fn idle, void *idle_ctx,
+int resolve_query(const driver_opts_t *o, atomic_int *stop, resolve_idle_fn idle, void *idle_ctx,
                   resolved_t *r, sp_err_t *err);
 
 void resolve_free(resolved_t *r);

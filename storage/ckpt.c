@@ -59,7 +59,7 @@ size_t ckpt__initial_mapsize;
 #define CKPT_GROW_TRIES 20
 
 static const char *const db_names[CKPT_DB_COUNT] = {
-    "metadata", "offsets", "commits", "sources", "state", "sink",
+    "metadata", "offsets", "commits", "sources", "state", "sink", "progress",
 };
 
 struct ckpt {
@@ -2254,6 +2254,109 @@ int ckpt_sink_read(ckpt_t *c, int64_t batch_id, void **rec, size_t *len, sp_err_
         if (*len)
             memcpy(*rec, r.p, *len);
     }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- recent progress ------------------------------------------------------- */
+
+typedef struct progress_arg {
+    const char *json;
+    size_t len, keep;
+} progress_arg_t;
+
+static int progress_append_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *err)
+{
+    const progress_arg_t *a = arg;
+    MDB_dbi dbi = c->dbi[CKPT_DB_PROGRESS];
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return fail(c, rc, err, "opening a cursor on progress");
+    MDB_val k, v;
+    uint64_t seq = 0;
+    rc = cursor_get(c, cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        seq = get_be(k.mv_data, 8) + 1;
+    else if (rc != 0 && rc != MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        return fail(c, rc, err, "reading progress");
+    }
+    uint8_t kb[8];
+    put_be(kb, seq, 8);
+    sp_buf_t *b = &c->buf;
+    b->len = 0;
+    sp_buf_putc(b, CKPT_REC_PROGRESS);
+    sp_buf_putc(b, CKPT_REC_VERSION);
+    sp_buf_append(b, a->json, a->len);
+    rec_seal(b, kb, sizeof kb);
+    MDB_val nk = {.mv_size = 8, .mv_data = kb}, nv = {.mv_size = b->len, .mv_data = b->data};
+    rc = mdb_put(txn, dbi, &nk, &nv, MDB_APPEND);
+    /* drop the oldest beyond `keep` */
+    MDB_stat st;
+    if (rc == 0 && (rc = mdb_stat(txn, dbi, &st)) == 0) {
+        size_t extra = st.ms_entries > a->keep ? st.ms_entries - a->keep : 0;
+        for (size_t i = 0; i < extra && rc == 0; i++) {
+            rc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+            if (rc == 0)
+                rc = mdb_cursor_del(cur, 0);
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 ? 0 : fail(c, rc, err, "writing progress");
+}
+
+int ckpt_progress_append(ckpt_t *c, const char *json, size_t len, size_t keep, sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    if (keep == 0)
+        keep = 1;
+    progress_arg_t a = {json, len, keep};
+    /* Not synced: the next batch's commit makes it durable. */
+    mdb_env_set_flags(c->env, MDB_NOSYNC, 1);
+    int rc = write_retry(c, progress_append_txn, &a, "writing progress", err);
+    mdb_env_set_flags(c->env, MDB_NOSYNC, 0);
+    return rc;
+}
+
+int ckpt_progress_read(ckpt_t *c, size_t last, ckpt_progress_fn fn, void *ctx, sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    MDB_txn *txn;
+    int rc = rtxn_begin(c, &txn, err);
+    if (rc != 0)
+        return rc;
+    if (!c->have[CKPT_DB_PROGRESS]) {
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, c->dbi[CKPT_DB_PROGRESS], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return fail(c, rc, err, "opening a cursor on progress");
+    }
+    MDB_stat st;
+    size_t skip = 0;
+    if (mdb_stat(txn, c->dbi[CKPT_DB_PROGRESS], &st) == 0 && last && st.ms_entries > last)
+        skip = st.ms_entries - last;
+    MDB_val k, v;
+    int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+    c->scans++;
+    for (size_t i = 0; grc == 0; i++, grc = cursor_get(c, cur, &k, &v, MDB_NEXT)) {
+        if (i < skip)
+            continue;
+        rd_t r;
+        if ((rc = rec_open(c, &k, &v, CKPT_REC_PROGRESS, "a progress record", &r, err)) != 0)
+            break;
+        rc = fn(ctx, (const char *)r.p, (size_t)(r.end - r.p));
+        if (rc != 0)
+            break;
+    }
+    c->scans--;
+    if (rc == 0 && grc != MDB_NOTFOUND)
+        rc = fail(c, grc, err, "reading progress");
+    mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return rc;
 }

@@ -12,6 +12,7 @@
  *             B-tree look-up per listed file)
  *   state     (key group, group key) -> aggregate state bytes
  *   sink      batch id -> the sink's record of what it wrote for the batch
+ *   progress  the last progress reports (JSON), so they outlive the driver
  *
  * The byte layout of every record is in storage/ckpt_int.h. Every record
  * carries a version; a checkpoint written by a newer format is refused.
@@ -212,16 +213,32 @@ int ckpt_commit_read(ckpt_t *c, int64_t batch_id, ckpt_commit_t *out, sp_err_t *
  * SP_ENOTFOUND when absent. */
 int ckpt_sink_read(ckpt_t *c, int64_t batch_id, void **rec, size_t *len, sp_err_t *err);
 
+/* ---- recent progress ---------------------------------------------------- */
+
+/* Append one progress report (JSON text) and keep only the newest `keep`.
+ * Its own transaction, committed without waiting for the disk: the next
+ * batch's commit makes it durable (a crash may lose the newest report, never
+ * a batch). */
+int ckpt_progress_append(ckpt_t *c, const char *json, size_t len, size_t keep, sp_err_t *err);
+
+/* Called with each kept report, oldest first; non-zero stops (and is
+ * returned). json is borrowed for the call and not NUL-terminated. */
+typedef int (*ckpt_progress_fn)(void *ctx, const char *json, size_t len);
+
+/* The newest `last` reports (0: all kept), oldest first. A checkpoint that
+ * has none (or predates the progress database) gives none. */
+int ckpt_progress_read(ckpt_t *c, size_t last, ckpt_progress_fn fn, void *ctx, sp_err_t *err);
+
 typedef struct ckpt_db_stat {
     const char *name;       /* static */
     uint64_t entries;
     uint64_t bytes;         /* pages used by the database times page size */
 } ckpt_db_stat_t;
 
-#define CKPT_NDBS 6
+#define CKPT_NDBS 7
 
 typedef struct ckpt_stats {
-    ckpt_db_stat_t dbs[CKPT_NDBS];  /* metadata, offsets, commits, sources, state, sink */
+    ckpt_db_stat_t dbs[CKPT_NDBS];  /* metadata, offsets, commits, sources, state, sink, progress */
     int64_t last_planned;           /* -1 when none */
     int64_t last_committed;         /* -1 when none */
     uint32_t format_version;        /* 0 when no format record yet */

@@ -36,6 +36,9 @@
  *             400 bytes, XXH3-64 of the whole group key,
  *             8 bytes big-endian (410 bytes in all)
  *   sink      batch id: 8 bytes, big-endian                sink record
+ *   progress  sequence number: 8 bytes, big-endian         progress record
+ *             (added in release 0.1; absent from older
+ *             checkpoints until a writer opens them)
  *
  * Batch ids are >= 0, so big-endian byte order is numeric order and LMDB's
  * default memcmp comparison sorts batches and key groups numerically.
@@ -51,7 +54,7 @@
  *   offset  size  field
  *   ------  ----  ---------------------------------------------------------
  *   0       1     record type: 'F' format, 'Q' query, 'O' offsets,
- *                 'C' commit, 'S' source, 'K' sink
+ *                 'C' commit, 'S' source, 'K' sink, 'P' progress
  *   1       1     record version, 1 for every type in format version 1
  *   2       n     body: one MessagePack array (sink: the sink's own bytes)
  *   2+n     4     CRC-32 (zlib's crc32) of the record's key bytes followed
@@ -81,6 +84,7 @@
  *             whole path str
  *   sink      (no MessagePack) the bytes the sink handed to
  *             ckpt_txn_sink_put; the sink versions them itself
+ *   progress  (no MessagePack) one progress report, JSON text (UTF-8)
  *
  * Integers may use any MessagePack integer encoding (the writer uses the
  * shortest); strings are str8/16/32 or fixstr and never hold a NUL; a NULL
@@ -130,6 +134,7 @@
 #define CKPT_REC_COMMIT 'C'
 #define CKPT_REC_SOURCE 'S'
 #define CKPT_REC_SINK 'K'
+#define CKPT_REC_PROGRESS 'P'
 #define CKPT_REC_VERSION 1
 
 /* Header and trailer bytes of a framed record. */
@@ -159,6 +164,7 @@ enum ckpt_db {
     CKPT_DB_SOURCES,
     CKPT_DB_STATE,
     CKPT_DB_SINK,
+    CKPT_DB_PROGRESS,
     CKPT_DB_COUNT
 };
 

@@ -8,7 +8,15 @@ SPATE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SPATE_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev liblmdb-dev libxxhash-dev zlib1g-dev
-  libcriterion-dev libjson-c-dev
+  libcriterion-dev libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev
+)
+
+# Programs the tests drive: a real Prometheus scrapes /metrics, a headless
+# Chromium loads the web UI, a real Alertmanager receives alerts (tests skip
+# themselves when these are missing).
+SPATE_TEST_PACKAGES=(
+  prometheus chromium
+  prometheus-alertmanager
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -323,7 +323,7 @@ Test(ckpt, create_open_reopen)
     cr_assert_eq(s.last_committed, -1);
     cr_assert_geq(s.map_size, (uint64_t)CKPT_MAP_INITIAL);
     cr_assert_gt(s.file_size, 0);
-    const char *names[] = {"metadata", "offsets", "commits", "sources", "state", "sink"};
+    const char *names[] = {"metadata", "offsets", "commits", "sources", "state", "sink", "progress"};
     for (int i = 0; i < CKPT_NDBS; i++)
         cr_assert_str_eq(s.dbs[i].name, names[i]);
     cr_assert_eq(s.dbs[0].entries, 1); /* the format record */
@@ -1004,7 +1004,7 @@ Test(ckpt, older_checkpoint_without_some_databases)
     /* A writer adds the missing ones. */
     c = open_ok(dir, 0);
     ckpt_close(&c);
-    cr_assert_eq(raw_main_entries(dir), 6);
+    cr_assert_eq(raw_main_entries(dir), CKPT_NDBS);
     ts_rmtree(dir);
     free(dir);
 }
@@ -1753,6 +1753,52 @@ Test(ckpt, damaged_state_value_is_caught_by_its_crc)
     c = open_ok(dir, CKPT_READONLY);
     scan_ctx_t ctx = {0};
     assert_err(ckpt_state_scan(c, check_entry, &ctx, &err), SP_ECORRUPT, err, "checksum mismatch");
+    ckpt_close(&c);
+    ts_rmtree(dir);
+    free(dir);
+}
+
+typedef struct progress_seen {
+    int n;
+    char last[64];
+} progress_seen_t;
+
+static int collect_progress(void *ctx, const char *json, size_t len)
+{
+    progress_seen_t *s = ctx;
+    s->n++;
+    snprintf(s->last, sizeof s->last, "%.*s", (int)len, json);
+    return 0;
+}
+
+/* Recent progress: appended, kept to the newest N, read back oldest first,
+ * and readable by a reader; a checkpoint without any reads as none. */
+Test(ckpt, progress_keeps_the_newest_reports)
+{
+    char *dir = ts_tmpdir("ckpt");
+    sp_err_t err = {0};
+    ckpt_t *c = open_ok(dir, CKPT_CREATE);
+    progress_seen_t seen = {0};
+    assert_ok(ckpt_progress_read(c, 0, collect_progress, &seen, &err), err);
+    cr_assert_eq(seen.n, 0);
+    for (int i = 0; i < 25; i++) {
+        char json[64];
+        int n = snprintf(json, sizeof json, "{\"batchId\":%d}", i);
+        assert_ok(ckpt_progress_append(c, json, (size_t)n, 10, &err), err);
+    }
+    memset(&seen, 0, sizeof seen);
+    assert_ok(ckpt_progress_read(c, 0, collect_progress, &seen, &err), err);
+    cr_assert_eq(seen.n, 10, "only the newest 10 are kept");
+    cr_assert_str_eq(seen.last, "{\"batchId\":24}");
+    memset(&seen, 0, sizeof seen);
+    assert_ok(ckpt_progress_read(c, 3, collect_progress, &seen, &err), err);
+    cr_assert_eq(seen.n, 3);
+    cr_assert_str_eq(seen.last, "{\"batchId\":24}");
+    ckpt_close(&c);
+    c = open_ok(dir, CKPT_READONLY);
+    memset(&seen, 0, sizeof seen);
+    assert_ok(ckpt_progress_read(c, 0, collect_progress, &seen, &err), err);
+    cr_assert_eq(seen.n, 10, "a reader sees them after the writer is gone");
     ckpt_close(&c);
     ts_rmtree(dir);
     free(dir);

@@ -1,6 +1,6 @@
-/* driver/sched.c -- the executor table (a small array: clusters have tens
+/* driver/scheduler.c -- the executor table (a small array: clusters have tens
  * of executors, not millions) and slot-based placement. */
-#include "sched.h"
+#include "scheduler.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* driver/sched.h -- the executor table: who is registered, their slots and
+/* driver/scheduler.h -- the executor table: who is registered, their slots and
  * running tasks, their last heartbeat, and the choice of where a task goes
  * (the live, non-draining executor with the most free slots). Knows nothing
  * of batches or the checkpoint. */
