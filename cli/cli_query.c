@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "cli.h"
 #include "driver.h"
 #include "executor.h"
@@ -45,7 +46,29 @@ static const char query_help[] =
     "  --bind ENDPOINT              where executors connect (driver default\n"
     "                               tcp://127.0.0.1:7077; run default: a free port)\n"
     "  --quiet                      no progress line per batch\n"
+    "  --http HOST:PORT|off         the HTTP server: status, progress, metrics, web UI\n"
+    "                               (default 127.0.0.1:4040, or the next free port)\n"
+    "  --events ENDPOINT            publish the query's events on a ZeroMQ PUB socket\n"
+    "                               (e.g. tcp://127.0.0.1:4041; read with spate listen)\n"
+    "  --recent-progress N          progress reports kept, also in the checkpoint (100)\n"
     "  --log-level L                error | warn | info | debug\n"
+    "alerts (each fires once when its episode starts and resolves once when it ends):\n"
+    "  --alert 'NAME: CONDITION [for N batches | for DURATION]'\n"
+    "                               a rule (repeatable), e.g. 'behind: processing_rate\n"
+    "                               < input_rate for 3 batches', 'backlog: backlog_files\n"
+    "                               > 100', 'stale: backlog_age > 5m for 30s', 'slow:\n"
+    "                               batch_duration > 10s', 'bad_input: malformed_rate >\n"
+    "                               1%', 'failed: query_failed', 'lost: executor_lost'.\n"
+    "                               Metrics: input_rate, processing_rate (rows/s),\n"
+    "                               batch_duration, backlog_age (ms, s, m, h),\n"
+    "                               backlog_files, backlog_bytes (K, M, G),\n"
+    "                               malformed_rate (%), malformed_rows, state_rows,\n"
+    "                               executors_alive; OP one of < <= > >= = !=\n"
+    "  --alerts-file FILE           rules, one per line (# starts a comment)\n"
+    "  --alert-action SPEC          what each firing and resolving alert runs\n"
+    "                               (repeatable; default log): log | command:CMD (the\n"
+    "                               alert as JSON on stdin) | webhook:URL (a JSON POST)\n"
+    "                               | alertmanager:URL (Prometheus Alertmanager's API)\n"
     "who may join (see spate keygen --help):\n"
     "  --curve-secret FILE          the driver's secret key (NAME.key): executors\n"
     "                               connect over encrypted, authenticated CURVE\n"
@@ -77,7 +100,8 @@ enum {
     OPT_KEY_GROUPS, OPT_POLL, OPT_MAX_FAILURES, OPT_EXEC_TIMEOUT, OPT_HEARTBEAT, OPT_STOP_TIMEOUT,
     OPT_BIND, OPT_QUIET, OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_SLOTS, OPT_HELP, OPT_DRIVER, OPT_ID,
     OPT_EXIT_WITH_DRIVER, OPT_DRIVER_TIMEOUT, OPT_CURVE_SECRET, OPT_AUTHORIZED_KEYS, OPT_INSECURE,
-    OPT_DRIVER_KEY,
+    OPT_DRIVER_KEY, OPT_ALERT, OPT_ALERTS_FILE, OPT_ALERT_ACTION,
+    OPT_HTTP, OPT_EVENTS, OPT_RECENT_PROGRESS,
 };
 
 static const struct option query_opts[] = {
@@ -102,12 +126,18 @@ static const struct option query_opts[] = {
     {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
     {"bind", required_argument, NULL, OPT_BIND},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"recent-progress", required_argument, NULL, OPT_RECENT_PROGRESS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"executors", required_argument, NULL, OPT_EXECUTORS},
     {"slots", required_argument, NULL, OPT_SLOTS},
     {"curve-secret", required_argument, NULL, OPT_CURVE_SECRET},
     {"authorized-keys", required_argument, NULL, OPT_AUTHORIZED_KEYS},
     {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"alert", required_argument, NULL, OPT_ALERT},
+    {"alerts-file", required_argument, NULL, OPT_ALERTS_FILE},
+    {"alert-action", required_argument, NULL, OPT_ALERT_ACTION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -185,6 +215,34 @@ static int parse_source(char *v, driver_opts_t *o)
     o->source_format = eq + 1;
     o->source_path = colon + 1;
     return 0;
+}
+
+static void push_arg(const char ***list, size_t *n, const char *v)
+{
+    *list = sp_xrealloc((void *)*list, (*n + 1) * sizeof **list);
+    (*list)[(*n)++] = v;
+}
+
+/* Check the alert rules and actions now, so that a typo is exit status 2
+ * before anything starts, by adding them to an alerts_t that never runs. */
+static int check_alert_flags(const driver_opts_t *o)
+{
+    if (o->nalert_actions > 0 && o->nalert_rules == 0 && o->alerts_file == NULL)
+        return cli_usage_error("--alert-action needs rules: give --alert or --alerts-file");
+    alerts_t *a = alerts_new(NULL, NULL, NULL);
+    sp_err_t err;
+    sp_err_clear(&err);
+    int rc = 0;
+    for (size_t i = 0; i < o->nalert_rules && rc == 0; i++)
+        if (alerts_add_rule(a, o->alert_rules[i], &err) != 0)
+            rc = cli_usage_error("--%s", err.msg); /* "--alert 'x: ...': at column 9: ..." */
+    if (rc == 0 && o->alerts_file && alerts_load_file(a, o->alerts_file, &err) != 0)
+        rc = cli_usage_error("--alerts-file: %s", err.msg);
+    for (size_t i = 0; i < o->nalert_actions && rc == 0; i++)
+        if (alerts_add_action(a, o->alert_actions[i], &err) != 0)
+            rc = cli_usage_error("%s", err.msg); /* "alert action 'x': ..." */
+    alerts_destroy(&a);
+    return rc;
 }
 
 /* Parse the flags of run (local true) or driver. Returns -1 to go on, or an
@@ -287,7 +345,30 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
         case OPT_CURVE_SECRET: o->curve_secret = optarg; break;
         case OPT_AUTHORIZED_KEYS: o->authorized_keys = optarg; break;
         case OPT_INSECURE: o->insecure = true; break;
+        case OPT_ALERT: push_arg(&o->alert_rules, &o->nalert_rules, optarg); break;
+        case OPT_ALERTS_FILE:
+            if (o->alerts_file)
+                return cli_usage_error("--alerts-file is given twice (put every rule in one file)");
+            o->alerts_file = optarg;
+            break;
+        case OPT_ALERT_ACTION: push_arg(&o->alert_actions, &o->nalert_actions, optarg); break;
         case OPT_QUIET: o->progress = false; break;
+        case OPT_HTTP:
+            if (strcmp(optarg, "off") != 0 && (strchr(optarg, ':') == NULL || optarg[0] == ':'))
+                return cli_usage_error("--http: expected HOST:PORT (such as 127.0.0.1:4040) or off, got '%s'", optarg);
+            o->http = optarg;
+            break;
+        case OPT_EVENTS:
+            if (strncmp(optarg, "tcp://", 6) != 0 && strncmp(optarg, "ipc://", 6) != 0)
+                return cli_usage_error("--events: expected a ZeroMQ endpoint such as tcp://127.0.0.1:4041, got '%s'",
+                                       optarg);
+            o->events = optarg;
+            break;
+        case OPT_RECENT_PROGRESS:
+            if ((rc = flag_int("recent-progress", optarg, 1, 100000, &n)) != 0)
+                return rc;
+            o->recent_progress = (size_t)n;
+            break;
         case OPT_LOG_LEVEL: {
             sp_log_level_t lv;
             if (sp_log_level_parse(optarg, &lv) != 0)
@@ -334,6 +415,8 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
         return cli_usage_error("--executors 0 needs --bind so that executors can connect");
     if (!local && o->bind == NULL)
         o->bind = "tcp://127.0.0.1:7077";
+    if ((rc = check_alert_flags(o)) != 0)
+        return rc;
     return -1;
 }
 
@@ -343,14 +426,15 @@ static int query_main(int argc, char **argv, const char *exe, bool local)
     driver_opts_init(&o);
     o.exe = exe;
     int rc = parse_query_flags(argc, argv, local, &o);
-    if (rc >= 0)
-        return rc;
-    sp_err_t err;
-    sp_err_clear(&err);
-    rc = driver_run(&o, &err);
-    if (rc != 0)
-        return cli_fail(rc, &err);
-    return CLI_OK;
+    if (rc < 0) {
+        sp_err_t err;
+        sp_err_clear(&err);
+        rc = driver_run(&o, &err);
+        rc = rc != 0 ? cli_fail(rc, &err) : CLI_OK;
+    }
+    free((void *)o.alert_rules);
+    free((void *)o.alert_actions);
+    return rc;
 }
 
 int cli_run(int argc, char **argv, const char *exe) { return query_main(argc, argv, exe, true); }

@@ -255,6 +255,8 @@ int sp_format_double(double d, char *out, size_t outlen)
     if (isinf(d))
         return snprintf(out, outlen, d > 0 ? "Infinity" : "-Infinity");
     int n = 0;
+    if (d == trunc(d) && fabs(d) < 1e16) /* whole numbers as 1000000.0, not 1e+06 */
+        return snprintf(out, outlen, "%.1f", d);
     for (int prec = 1; prec <= 17; prec++) {
         n = snprintf(out, outlen, "%.*g", prec, d);
         if (strtod(out, NULL) == d)

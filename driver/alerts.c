@@ -1020,14 +1020,14 @@ int alerts_load_file(alerts_t *a, const char *path, sp_err_t *err)
 static int check_url(const char *kind, const char *url, sp_err_t *err)
 {
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
-        return sp_err_set(err, SP_EINVAL, "alert action %s:%s: expected an http:// or https:// URL", kind, url);
+        return sp_err_set(err, SP_EINVAL, "alert action '%s:%s': expected an http:// or https:// URL", kind, url);
     CURLU *h = curl_url();
     if (h == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, 0);
     curl_url_cleanup(h);
     if (uc != CURLUE_OK)
-        return sp_err_set(err, SP_EINVAL, "alert action %s:%s: not a valid URL (%s)", kind, url, curl_url_strerror(uc));
+        return sp_err_set(err, SP_EINVAL, "alert action '%s:%s': not a valid URL (%s)", kind, url, curl_url_strerror(uc));
     return 0;
 }
 
@@ -1036,14 +1036,14 @@ int alerts_add_action(alerts_t *a, const char *spec, sp_err_t *err)
     if (a == NULL || spec == NULL)
         return sp_err_set(err, SP_EINVAL, "alert action: none given");
     if (a->started)
-        return sp_err_set(err, SP_EINVAL, "alert action %s: add actions before alerts_start", spec);
+        return sp_err_set(err, SP_EINVAL, "alert action '%s': add actions before alerts_start", spec);
     action_t act = {ACT_LOG, NULL};
     int rc;
     if (strcmp(spec, "log") == 0) {
         act.kind = ACT_LOG;
     } else if (strncmp(spec, "command:", 8) == 0) {
         if (spec[8 + strspn(spec + 8, " \t")] == '\0')
-            return sp_err_set(err, SP_EINVAL, "alert action command: needs a command, e.g. command:'notify-team.sh'");
+            return sp_err_set(err, SP_EINVAL, "alert action '%s': needs a command, e.g. command:notify-team.sh", spec);
         act.kind = ACT_COMMAND;
         act.arg = sp_xstrdup(spec + 8);
     } else if (strncmp(spec, "webhook:", 8) == 0) {
@@ -1063,7 +1063,7 @@ int alerts_add_action(alerts_t *a, const char *spec, sp_err_t *err)
         a->has_alertmanager = true;
     } else {
         return sp_err_set(err, SP_EINVAL,
-                          "unknown alert action '%s' (use log, command:CMD, webhook:URL or alertmanager:URL)", spec);
+                          "alert action '%s': unknown kind (use log, command:CMD, webhook:URL or alertmanager:URL)", spec);
     }
     a->actions = sp_xrealloc(a->actions, (a->nactions + 1) * sizeof *a->actions);
     a->actions[a->nactions++] = act;

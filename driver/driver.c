@@ -22,6 +22,8 @@
 #include "agg.h"
 #include "auth.h"
 #include "ckpt.h"
+#include "events.h"
+#include "http.h"
 #include "local.h"
 #include "monitor.h"
 #include "progress.h"
@@ -97,6 +99,13 @@ struct driver {
     int result_rc;
     sp_err_t result_err;
     monitor_t *mon;
+    http_server_t *http;
+    events_t *events;
+    /* a call another thread waits for, run on the loop's thread (all
+     * checkpoint access stays on that one thread) */
+    pthread_mutex_t call_mu;
+    pthread_cond_t call_cv;
+    struct driver_call *call;
     resolved_t r;
     sink_t *sink;
     char run_id[37];
@@ -1036,6 +1045,130 @@ static bool trigger_due(driver_t *d, uint64_t now)
     return d->dirty || now >= d->next_list_ms;
 }
 
+/* ---- calls from other threads ------------------------------------------------------
+ * The HTTP server's /api/result reads the checkpoint; the checkpoint is the
+ * loop's alone, so the server hands the read to the loop and waits. */
+
+typedef struct driver_call {
+    char *(*fn)(driver_t *d, sp_err_t *err);
+    char *out;
+    sp_err_t err;
+    bool done;
+} driver_call_t;
+
+/* Run a pending call, if any (on the loop's thread). */
+static void serve_calls(driver_t *d, bool stopping)
+{
+    pthread_mutex_lock(&d->call_mu);
+    driver_call_t *c = d->call;
+    if (c && !c->done) {
+        if (stopping)
+            sp_err_set(&c->err, SP_ESTOPPED, "the query has stopped");
+        else
+            c->out = c->fn(d, &c->err);
+        c->done = true;
+        pthread_cond_broadcast(&d->call_cv);
+    }
+    pthread_mutex_unlock(&d->call_mu);
+}
+
+/* Ask the loop to run fn and wait (up to 10 s) for its answer. */
+static char *call_on_loop(driver_t *d, char *(*fn)(driver_t *, sp_err_t *), sp_err_t *err)
+{
+    driver_call_t c = {fn, NULL, {0, {0}}, false};
+    pthread_mutex_lock(&d->call_mu);
+    while (d->call != NULL) /* one call at a time */
+        pthread_cond_wait(&d->call_cv, &d->call_mu);
+    d->call = &c;
+    uint64_t one = 1;
+    (void)!write(d->wake_fd, &one, sizeof one);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    while (!c.done)
+        if (pthread_cond_timedwait(&d->call_cv, &d->call_mu, &deadline) != 0)
+            break;
+    if (!c.done) {
+        /* the loop is busy (a long commit): give up, and make sure it never
+         * writes into this frame */
+        c.done = true;
+        sp_err_set(err, SP_ETIMEOUT, "the driver is busy; try again");
+    } else if (c.out == NULL && err) {
+        *err = c.err;
+    }
+    d->call = NULL;
+    pthread_cond_broadcast(&d->call_cv);
+    pthread_mutex_unlock(&d->call_mu);
+    return c.out;
+}
+
+/* The result table as one JSON array (rows as `spate result --format json`). */
+static char *result_rows_json(driver_t *d, sp_err_t *err)
+{
+    if (d->r.plan == NULL || d->r.ckpt == NULL)
+        return sp_xstrdup("[]");
+    result_set_t *rs = result_set_new(d->r.plan);
+    result_collect_t c = {rs, err, 0};
+    int rc = ckpt_state_scan(d->r.ckpt, result_collect_fn, &c, err);
+    char *out = NULL;
+    if (rc == 0 && c.rc == 0) {
+        result_set_sort(rs);
+        sp_buf_t lines = SP_BUF_INIT, arr = SP_BUF_INIT;
+        result_set_render(rs, RESULT_JSON, 0, false, &lines);
+        sp_buf_putc(&arr, '[');
+        size_t start = 0;
+        bool first = true;
+        for (size_t i = 0; i < lines.len; i++) {
+            if (lines.data[i] != '\n')
+                continue;
+            if (i > start) {
+                if (!first)
+                    sp_buf_putc(&arr, ',');
+                sp_buf_append(&arr, lines.data + start, i - start);
+                first = false;
+            }
+            start = i + 1;
+        }
+        sp_buf_putc(&arr, ']');
+        out = sp_buf_cstr(&arr);
+        sp_buf_free(&lines);
+    }
+    result_set_destroy(&rs);
+    return out;
+}
+
+/* The HTTP server's /api/result (on one of its threads). */
+static char *http_result(void *ctx, sp_err_t *err) { return call_on_loop(ctx, result_rows_json, err); }
+
+/* Start the HTTP server: the address given, or Spark's 4040 and the next
+ * free ports up to 4056 (as Spark does when several drivers share a host). */
+static int start_http(driver_t *d, sp_err_t *err)
+{
+    const char *want = d->o->http;
+    if (want && strcmp(want, "off") == 0)
+        return 0;
+    int rc;
+    if (want) {
+        rc = http_start(want, d->mon, http_result, d, &d->http, err);
+        if (rc != 0)
+            return sp_err_wrap(err, rc, "--http");
+    } else {
+        rc = SP_EIO;
+        for (int port = 4040; port <= 4056 && rc != 0; port++) {
+            char addr[32];
+            snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+            rc = http_start(addr, d->mon, http_result, d, &d->http, err);
+        }
+        if (rc != 0) {
+            SP_WARN(LOG, "no HTTP server: ports 4040 to 4056 are all in use (give --http HOST:PORT)");
+            sp_err_clear(err);
+            return 0;
+        }
+    }
+    SP_INFO(LOG, "HTTP on http://%s (status, progress, metrics, web UI)", http_address(d->http));
+    return 0;
+}
+
 /* Status as Spark words it, the executor table, and idle events. */
 static void update_status(driver_t *d, uint64_t now)
 {
@@ -1152,6 +1285,7 @@ static int run_loop(driver_t *d, sp_err_t *err)
             }
         }
         update_status(d, now);
+        serve_calls(d, false);
         zmq_pollitem_t items[3] = {{d->router, 0, ZMQ_POLLIN, 0},
                                    {NULL, d->wake_fd, ZMQ_POLLIN, 0},
                                    {NULL, source_watch_fd(d->r.source), ZMQ_POLLIN, 0}};
@@ -1178,6 +1312,7 @@ static void serve_while_resolving(void *ctx)
 {
     driver_t *d = ctx;
     drain_router(d);
+    serve_calls(d, false);
     if (d->local.n > 0) {
         int dead[64];
         local_check(&d->local, atomic_load(&d->stop_requests) == 0, dead, 64);
@@ -1237,10 +1372,18 @@ static const char *error_class(int rc)
 static int driver_body(driver_t *d, sp_err_t *err)
 {
     const driver_opts_t *o = d->o;
+    int rc = start_http(d, err);
+    if (rc != 0)
+        return rc;
+    if (o->events) {
+        if ((rc = events_start(d->mon, o->events, &d->events, err)) != 0)
+            return sp_err_wrap(err, rc, "--events");
+        SP_INFO(LOG, "events on %s", events_endpoint(d->events));
+    }
     /* Executors start first, so they register while the driver settles the
      * checkpoint and schema. */
     d->sched = sched_new();
-    int rc = open_router(d, err);
+    rc = open_router(d, err);
     if (rc != 0)
         return rc;
     if (o->local_executors > 0) {
@@ -1298,6 +1441,8 @@ static void *driver_main(void *arg)
     d->result_rc = driver_body(d, &d->result_err);
     monitor_query_terminated(d->mon, d->result_rc ? sp_err_text(&d->result_err, d->result_rc) : NULL,
                              d->result_rc ? error_class(d->result_rc) : NULL);
+    http_stop(&d->http); /* no more calls into the loop */
+    serve_calls(d, true);
     if (d->local.n > 0)
         local_stop(&d->local, 3000);
     if (d->router)
@@ -1323,6 +1468,8 @@ int driver_new(const driver_opts_t *o, driver_t **out, sp_err_t *err)
     sp_uuid_v4(d->run_id);
     atomic_init(&d->stop_requests, 0);
     d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&d->call_mu, NULL);
+    pthread_cond_init(&d->call_cv, NULL);
     monitor_opts_t mo = {"", d->run_id, o->name, o->recent_progress, 100};
     d->mon = monitor_new(&mo);
     *out = d;
@@ -1372,8 +1519,11 @@ void driver_destroy(driver_t **dp)
         driver_await(d, NULL);
     }
     monitor_destroy(&d->mon);
+    events_stop(&d->events); /* after the monitor delivered every event to it */
     if (d->wake_fd >= 0)
         close(d->wake_fd);
+    pthread_mutex_destroy(&d->call_mu);
+    pthread_cond_destroy(&d->call_cv);
     free(d);
     *dp = NULL;
 }

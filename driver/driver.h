@@ -63,6 +63,17 @@ typedef struct driver_opts {
                                     running batch to commit, then abandon it */
     bool progress;               /* print a progress line per batch (stderr) */
     size_t recent_progress;      /* progress reports kept, in the checkpoint too */
+    /* monitoring */
+    const char *http;            /* "HOST:PORT" of the HTTP server; NULL: 127.0.0.1:4040
+                                    (or the next free port up to 4056); "off": none */
+    const char *events;          /* ZeroMQ PUB endpoint for events; NULL: none */
+    /* alerts (alerts.h): rules from --alert and --alerts-file, actions
+     * from --alert-action (none: log) */
+    const char **alert_rules;
+    size_t nalert_rules;
+    const char *alerts_file;
+    const char **alert_actions;
+    size_t nalert_actions;
 } driver_opts_t;
 
 /* Fill o with the defaults. */
