@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "agg.h"
+#include "alerts.h"
 #include "auth.h"
 #include "ckpt.h"
 #include "events.h"
@@ -99,6 +100,8 @@ struct driver {
     int result_rc;
     sp_err_t result_err;
     monitor_t *mon;
+    alerts_t *alerts;
+    uint64_t next_alert_eval_ms;
     http_server_t *http;
     events_t *events;
     /* a call another thread waits for, run on the loop's thread (all
@@ -139,6 +142,7 @@ struct driver {
     monitor_counters_t counters;
     uint64_t next_executors_publish_ms;
     uint64_t idle_since_ms, next_idle_event_ms;
+    uint64_t last_state_rows;
 };
 
 /* How often an idle query says so (Spark's noDataProgressEventInterval). */
@@ -353,6 +357,8 @@ static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
     uint64_t now = sp_mono_ms();
     monitor_executor_t view = exec_view(e, now);
     monitor_executor_lost(d->mon, &view, why);
+    if (d->alerts)
+        alerts_executor_lost(d->alerts, e->id, sp_wall_ms());
     batch_run_t *b = &d->batch;
     for (size_t i = 0; b->active && i < b->ntasks; i++) {
         task_run_t *t = &b->tasks[i];
@@ -575,6 +581,8 @@ static void handle_frame(driver_t *d, zmq_msg_t *idf, zmq_msg_t *body)
                 e->slots == 1 ? "" : "s");
         monitor_executor_t view = exec_view(e, now);
         monitor_executor_added(d->mon, &view);
+        if (d->alerts)
+            alerts_executor_added(d->alerts, sp_wall_ms());
         publish_executors(d, now);
         wire_msg_t w = {.type = WIRE_WELCOME};
         w.u.welcome.heartbeat_ms = d->o->heartbeat_ms;
@@ -839,6 +847,8 @@ static void print_progress(const driver_t *d, const ckpt_commit_t *rec, uint64_t
 
 static uint64_t ns_to_ms(uint64_t ns) { return (ns + 500000) / 1000000; }
 
+static void evaluate_alerts(driver_t *d, const progress_t *p, uint64_t now);
+
 /* The batch's report in Spark's shape: published, kept in the checkpoint. */
 static void report_progress(driver_t *d, const ckpt_commit_t *rec, uint64_t output_rows, uint64_t t_commit_ns,
                             uint64_t t_end_ns)
@@ -904,6 +914,7 @@ static void report_progress(driver_t *d, const ckpt_commit_t *rec, uint64_t outp
     p.nexecs = nex;
     const char *json = monitor_progress(d->mon, &p);
     free(ex);
+    evaluate_alerts(d, &p, sp_mono_ms());
     if (ckpt_progress_append(d->r.ckpt, json, strlen(json), d->o->recent_progress, &err) != 0)
         SP_WARN(LOG, "could not keep the progress report in the checkpoint: %s", err.msg);
     d->counters.batches++;
@@ -1169,6 +1180,87 @@ static int start_http(driver_t *d, sp_err_t *err)
     return 0;
 }
 
+/* ---- alerts -------------------------------------------------------------------- */
+
+/* An alert fired or resolved: an event, and a new table for /api/alerts. */
+static void alert_published(void *ctx, const char *alert_json)
+{
+    driver_t *d = ctx;
+    monitor_alert(d->mon, alert_json);
+}
+
+/* Rules firing in an alerts table (alerts_table_json's compact JSON). */
+static unsigned count_firing(const char *table)
+{
+    unsigned n = 0;
+    for (const char *p = table; (p = strstr(p, "\"state\":\"firing\"")) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void publish_alert_table(driver_t *d)
+{
+    char *table = alerts_table_json(d->alerts);
+    unsigned firing = count_firing(table);
+    monitor_set_alerts(d->mon, table, firing);
+    free(table);
+}
+
+static int start_alerts(driver_t *d, sp_err_t *err)
+{
+    const driver_opts_t *o = d->o;
+    if (o->nalert_rules == 0 && o->alerts_file == NULL)
+        return 0;
+    char url[64] = "";
+    if (d->http)
+        snprintf(url, sizeof url, "http://%s/", http_address(d->http));
+    alerts_query_t q = {d->r.rec.query_id, d->run_id, d->r.rec.name, d->http ? url : NULL};
+    d->alerts = alerts_new(&q, alert_published, d);
+    int rc = 0;
+    for (size_t i = 0; i < o->nalert_rules && rc == 0; i++)
+        rc = alerts_add_rule(d->alerts, o->alert_rules[i], err);
+    if (rc == 0 && o->alerts_file)
+        rc = alerts_load_file(d->alerts, o->alerts_file, err);
+    for (size_t i = 0; i < o->nalert_actions && rc == 0; i++)
+        rc = alerts_add_action(d->alerts, o->alert_actions[i], err);
+    if (rc == 0 && o->nalert_actions == 0)
+        rc = alerts_add_action(d->alerts, "log", err);
+    if (rc == 0)
+        rc = alerts_start(d->alerts, err);
+    if (rc == 0)
+        publish_alert_table(d);
+    return rc;
+}
+
+/* Judge the rules on the figures as they are now (after_batch: a batch
+ * just committed, with its progress report p). */
+static void evaluate_alerts(driver_t *d, const progress_t *p, uint64_t now)
+{
+    if (d->alerts == NULL)
+        return;
+    alerts_figures_t f = {0};
+    f.now_ms = sp_wall_ms();
+    f.after_batch = p != NULL;
+    if (p) {
+        f.input_rate = p->input_rows_per_second;
+        f.processing_rate = p->processed_rows_per_second;
+        f.batch_duration_ms = p->duration_ms.trigger_execution;
+        f.batch_rows = p->num_input_rows;
+        f.batch_malformed = p->num_malformed_rows;
+        f.state_rows = p->state_rows_total;
+        d->last_state_rows = p->state_rows_total;
+    } else {
+        f.state_rows = d->last_state_rows;
+    }
+    f.backlog_files = d->backlog_files;
+    f.backlog_bytes = d->backlog_bytes;
+    f.backlog_age_ms = d->backlog_files ? f.now_ms - d->backlog_oldest_mtime_ns / 1000000 : 0;
+    f.executors_alive = (uint32_t)sched_count(d->sched);
+    alerts_evaluate(d->alerts, &f);
+    publish_alert_table(d);
+    d->next_alert_eval_ms = now + 1000;
+}
+
 /* Status as Spark words it, the executor table, and idle events. */
 static void update_status(driver_t *d, uint64_t now)
 {
@@ -1197,6 +1289,8 @@ static void update_status(driver_t *d, uint64_t now)
         publish_executors(d, now);
     monitor_set_backlog(d->mon, d->backlog_files, d->backlog_bytes,
                         d->backlog_files ? sp_wall_ms() - d->backlog_oldest_mtime_ns / 1000000 : -1);
+    if (now >= d->next_alert_eval_ms)
+        evaluate_alerts(d, NULL, now);
 }
 
 static int run_loop(driver_t *d, sp_err_t *err)
@@ -1403,6 +1497,8 @@ static int driver_body(driver_t *d, sp_err_t *err)
         return rc;
     monitor_set_query(d->mon, d->r.rec.query_id, d->r.rec.name);
     restore_progress(d);
+    if ((rc = start_alerts(d, err)) != 0)
+        return rc;
     if ((rc = sink_open(o->sink, o->output_mode, d->r.plan, &d->sink, err)) != 0)
         return rc;
     int64_t planned, committed;
@@ -1439,6 +1535,11 @@ static void *driver_main(void *arg)
     driver_t *d = arg;
     sp_err_clear(&d->result_err);
     d->result_rc = driver_body(d, &d->result_err);
+    if (d->alerts && d->result_rc != 0) {
+        alerts_query_failed(d->alerts, sp_err_text(&d->result_err, d->result_rc), sp_wall_ms());
+        publish_alert_table(d);
+    }
+    alerts_destroy(&d->alerts); /* runs the queued actions first */
     monitor_query_terminated(d->mon, d->result_rc ? sp_err_text(&d->result_err, d->result_rc) : NULL,
                              d->result_rc ? error_class(d->result_rc) : NULL);
     http_stop(&d->http); /* no more calls into the loop */
