@@ -34,7 +34,8 @@
 #define ALERTS_COMMAND_TIMEOUT_MS 10000
 #define ALERTS_CONNECT_TIMEOUT_MS 2000
 #define ALERTS_HTTP_TIMEOUT_MS 5000
-#define ALERTS_RESEND_MS 60000        /* Alertmanager: re-send firing alerts */
+#define ALERTS_RESEND_MS 60000        /* Alertmanager: re-send firing alerts (test
+                                         knob: SPATE_TEST_ALERTS_RESEND_MS) */
 #define ALERTS_DRAIN_MS 5000          /* alerts_destroy waits this long for actions */
 
 /* ---- metrics ---------------------------------------------------------------- */
@@ -231,6 +232,7 @@ struct alerts {
 
     /* the actions thread's own: alerts firing at Alertmanager, re-sent */
     job_t *am_firing;
+    uint64_t resend_ms;
     uint64_t next_resend_ms;        /* monotonic */
 };
 
@@ -1099,7 +1101,9 @@ static void run_command(alerts_t *a, const job_t *j, const char *cmd)
         setpgid(0, 0);
         dup2(sv[1], 0);
         dup2(2, 1);
-        syscall(SYS_close_range, 3U, ~0U, 0U);
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) /* before Linux 5.9 */
+            for (int fd = 3; fd < 4096; fd++)
+                close(fd);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -1135,7 +1139,7 @@ static void run_command(alerts_t *a, const job_t *j, const char *cmd)
     }
     close(sv[0]);
     int status = 0;
-    bool done = false, killed = false;
+    bool done = false, killed = false, stopped = false;
     unsigned nap = 1;
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
@@ -1146,6 +1150,7 @@ static void run_command(alerts_t *a, const job_t *j, const char *cmd)
         if (w < 0 && errno != EINTR)
             break;
         if (sp_mono_ms() >= deadline || atomic_load(&a->abort)) {
+            stopped = atomic_load(&a->abort);
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
             killed = true;
@@ -1160,6 +1165,8 @@ static void run_command(alerts_t *a, const job_t *j, const char *cmd)
     }
     if (!done)
         SP_WARN("alerts", "alert %s: command '%s': waitpid: %s", j->name, cmd, strerror(errno));
+    else if (killed && stopped)
+        SP_WARN("alerts", "alert %s: command '%s' was stopped: alerts are stopping", j->name, cmd);
     else if (killed)
         SP_WARN("alerts", "alert %s: command '%s' took longer than %d s and was killed", j->name, cmd,
                 ALERTS_COMMAND_TIMEOUT_MS / 1000);
@@ -1337,7 +1344,7 @@ static void run_job(alerts_t *a, const job_t *j)
     if (a->has_alertmanager) {
         am_track(a, j);
         if (j->firing)
-            a->next_resend_ms = sp_mono_ms() + ALERTS_RESEND_MS;
+            a->next_resend_ms = sp_mono_ms() + a->resend_ms;
     }
 }
 
@@ -1363,7 +1370,7 @@ static void *actions_main(void *arg)
                     am_resend(a);
                     pthread_mutex_lock(&a->qmu);
                     a->busy = false;
-                    a->next_resend_ms = sp_mono_ms() + ALERTS_RESEND_MS;
+                    a->next_resend_ms = sp_mono_ms() + a->resend_ms;
                     continue;
                 }
                 cond_wait_until_mono(&a->qcv, &a->qmu, a->next_resend_ms);
@@ -1428,6 +1435,10 @@ int alerts_start(alerts_t *a, sp_err_t *err)
         return 0;
     if (a->nactions == 0)
         alerts_add_action(a, "log", NULL);
+    a->resend_ms = ALERTS_RESEND_MS;
+    const char *knob = getenv("SPATE_TEST_ALERTS_RESEND_MS");
+    if (knob && atoi(knob) > 0)
+        a->resend_ms = (uint64_t)atoi(knob);
     bool http = false;
     for (size_t i = 0; i < a->nactions; i++)
         http |= a->actions[i].kind == ACT_WEBHOOK || a->actions[i].kind == ACT_ALERTMANAGER;

@@ -516,6 +516,9 @@ static char *raw_exchange(const void *data, size_t len)
     return line;
 }
 
+/* raw_exchange of a string literal, whole (NUL bytes included, the final one not). */
+#define RAW(lit) raw_exchange(lit, sizeof(lit) - 1)
+
 static void still_serving(void)
 {
     json_object *s = hc_get_json(base, "/api/status");
@@ -526,21 +529,21 @@ static void still_serving(void)
 Test(http, garbage_on_raw_sockets_does_not_hurt)
 {
     char *line;
-    line = raw_exchange("\x00\x01\x02\xff\xfe garbage\r\n\r\n", 18);
+    line = RAW("\x00\x01\x02\xff\xfe garbage\r\n\r\n");
     free(line);
-    line = raw_exchange("GET / HTTP/9.9\r\n\r\n", 18);
+    line = RAW("GET / HTTP/9.9\r\n\r\n");
     cr_assert(line[0] == '\0' || strncmp(line, "HTTP/1.1 ", 9) == 0, "%s", line);
     free(line);
-    line = raw_exchange("GET /api/status HTTP/1.0\r\n\r\n", 28);
+    line = RAW("GET /api/status HTTP/1.0\r\n\r\n");
     cr_assert(strncmp(line, "HTTP/1.", 7) == 0 && strstr(line, " 200 "), "HTTP/1.0 answered '%s'", line);
     free(line);
-    line = raw_exchange("GET /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 55);
+    line = RAW("GET /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n");
     free(line);
-    line = raw_exchange("GET /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 69);
+    line = RAW("GET /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     free(line);
-    line = raw_exchange("GET /%%%%%00%zz HTTP/1.1\r\nHost: x\r\n\r\n", 37);
+    line = RAW("GET /%%%%%00%zz HTTP/1.1\r\nHost: x\r\n\r\n");
     free(line);
-    line = raw_exchange("GET", 3); /* and hang up */
+    line = RAW("GET"); /* and hang up */
     free(line);
 
     /* A request line far longer than a connection's memory. */
@@ -570,6 +573,47 @@ Test(http, garbage_on_raw_sockets_does_not_hurt)
         free(line);
     }
     still_serving();
+}
+
+Test(http, on_loopback_only_loopback_host_names_are_answered)
+{
+    /* DNS rebinding: a page from evil.example that resolves to 127.0.0.1
+     * sends "Host: evil.example". */
+    static const char *const refused[] = {"evil.example", "evil.example:4040", "10.0.0.1:4040", "[::2]:4040",
+                                          "localhost.evil.example", "[::1"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char *req = sp_xasprintf("GET /api/result HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", refused[i]);
+        char *line = raw_exchange(req, strlen(req));
+        cr_assert_not_null(strstr(line, " 403 "), "Host: %s answered '%s'", refused[i], line);
+        free(line);
+        free(req);
+    }
+    static const char *const answered[] = {"127.0.0.1", "127.0.0.1:4040", "LocalHost:4040", "app.localhost",
+                                           "[::1]:4040", "127.1.2.3"};
+    for (size_t i = 0; i < sizeof answered / sizeof *answered; i++) {
+        char *req = sp_xasprintf("GET /api/status HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", answered[i]);
+        char *line = raw_exchange(req, strlen(req));
+        cr_assert_not_null(strstr(line, " 200 "), "Host: %s answered '%s'", answered[i], line);
+        free(line);
+        free(req);
+    }
+}
+
+Test(http, on_other_addresses_any_host_name_is_answered)
+{
+    /* Told to listen beyond loopback, the server is reached by names of
+     * the user's choosing: no Host check then. */
+    http_server_t *h = NULL;
+    sp_err_t err;
+    cr_assert_eq(http_start("0.0.0.0:0", mon, NULL, NULL, &h, &err), 0, "%s", err.msg);
+    cr_assert(strncmp(http_address(h), "0.0.0.0:", 8) == 0, "%s", http_address(h));
+    http_server_t *saved = srv;
+    srv = h;
+    char *line = RAW("GET /api/status HTTP/1.1\r\nHost: spate.example:4040\r\n\r\n");
+    srv = saved;
+    cr_assert_not_null(strstr(line, " 200 "), "%s", line);
+    free(line);
+    http_stop(&h);
 }
 
 Test(http, more_connections_than_the_limit)
