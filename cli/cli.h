@@ -23,5 +23,8 @@ int cli_executor(int argc, char **argv);                   /* spate executor */
 int cli_result(int argc, char **argv);                     /* spate result */
 int cli_checkpoint(int argc, char **argv);                 /* spate checkpoint ls */
 int cli_keygen(int argc, char **argv);                     /* spate keygen */
+int cli_status(int argc, char **argv);                     /* spate status */
+int cli_progress(int argc, char **argv);                   /* spate progress */
+int cli_listen(int argc, char **argv);                     /* spate listen */
 
 #endif

@@ -22,6 +22,9 @@ static const char usage[] =
     "  result      print the result table kept in a checkpoint\n"
     "  checkpoint  inspect a checkpoint: spate checkpoint ls DIR\n"
     "  keygen      make a CURVE keypair for a driver or an executor\n"
+    "  status      print the status of a running query (from its driver's --http)\n"
+    "  progress    print a query's recent progress, from its driver or checkpoint\n"
+    "  listen      print the events a driver publishes (its --events endpoint)\n"
     "  version     print the version\n"
     "\n"
     "`spate COMMAND --help` describes a command's flags.\n";
@@ -82,6 +85,12 @@ int main(int argc, char **argv)
         return cli_checkpoint(argc - 1, argv + 1);
     if (strcmp(cmd, "keygen") == 0)
         return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cli_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "progress") == 0)
+        return cli_progress(argc - 1, argv + 1);
+    if (strcmp(cmd, "listen") == 0)
+        return cli_listen(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("spate %s\n", SPATE_VERSION);
         return CLI_OK;

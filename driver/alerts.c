@@ -897,6 +897,18 @@ void alerts_query_failed(alerts_t *a, const char *message, int64_t now_ms)
     judge_events(a, COND_QUERY_FAILED, now_ms);
 }
 
+unsigned alerts_firing(alerts_t *a)
+{
+    unsigned n = 0;
+    if (a == NULL)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    for (size_t i = 0; i < a->nrules; i++)
+        n += a->rules[i].state == RULE_FIRING;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 char *alerts_table_json(alerts_t *a)
 {
     json_object *arr = json_object_new_array();

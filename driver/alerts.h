@@ -110,6 +110,9 @@ void alerts_executor_lost(alerts_t *a, const char *executor_id, int64_t now_ms);
 void alerts_executor_added(alerts_t *a, int64_t now_ms);
 void alerts_query_failed(alerts_t *a, const char *message, int64_t now_ms);
 
+/* How many rules are firing now. */
+unsigned alerts_firing(alerts_t *a);
+
 /* The rules and their state as a JSON array, for /api/alerts:
  * [{"name", "condition", "state": "ok"|"pending"|"firing", "since",
  *   "value", "fired", "resolved"}]. malloc'd. */

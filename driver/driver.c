@@ -143,6 +143,7 @@ struct driver {
     uint64_t next_executors_publish_ms;
     uint64_t idle_since_ms, next_idle_event_ms;
     uint64_t last_state_rows;
+    uint64_t next_backlog_ms;
 };
 
 /* How often an idle query says so (Spark's noDataProgressEventInterval). */
@@ -282,6 +283,8 @@ static void task_failed_too_often(driver_t *d, size_t i)
                 (unsigned long long)sp->end, t->failures, sp_buf_cstr(&t->causes));
 }
 
+static void publish_alert_table(driver_t *d);
+
 /* ---- what the monitor shows ---------------------------------------------------- */
 
 static monitor_executor_t exec_view(const sched_exec_t *e, uint64_t now_ms)
@@ -357,8 +360,10 @@ static void executor_lost(driver_t *d, sched_exec_t *e, const char *why)
     uint64_t now = sp_mono_ms();
     monitor_executor_t view = exec_view(e, now);
     monitor_executor_lost(d->mon, &view, why);
-    if (d->alerts)
+    if (d->alerts) {
         alerts_executor_lost(d->alerts, e->id, sp_wall_ms());
+        publish_alert_table(d);
+    }
     batch_run_t *b = &d->batch;
     for (size_t i = 0; b->active && i < b->ntasks; i++) {
         task_run_t *t = &b->tasks[i];
@@ -581,8 +586,10 @@ static void handle_frame(driver_t *d, zmq_msg_t *idf, zmq_msg_t *body)
                 e->slots == 1 ? "" : "s");
         monitor_executor_t view = exec_view(e, now);
         monitor_executor_added(d->mon, &view);
-        if (d->alerts)
+        if (d->alerts) {
             alerts_executor_added(d->alerts, sp_wall_ms());
+            publish_alert_table(d);
+        }
         publish_executors(d, now);
         wire_msg_t w = {.type = WIRE_WELCOME};
         w.u.welcome.heartbeat_ms = d->o->heartbeat_ms;
@@ -848,6 +855,7 @@ static void print_progress(const driver_t *d, const ckpt_commit_t *rec, uint64_t
 static uint64_t ns_to_ms(uint64_t ns) { return (ns + 500000) / 1000000; }
 
 static void evaluate_alerts(driver_t *d, const progress_t *p, uint64_t now);
+static void publish_alert_table(driver_t *d);
 
 /* The batch's report in Spark's shape: published, kept in the checkpoint. */
 static void report_progress(driver_t *d, const ckpt_commit_t *rec, uint64_t output_rows, uint64_t t_commit_ns,
@@ -1189,20 +1197,10 @@ static void alert_published(void *ctx, const char *alert_json)
     monitor_alert(d->mon, alert_json);
 }
 
-/* Rules firing in an alerts table (alerts_table_json's compact JSON). */
-static unsigned count_firing(const char *table)
-{
-    unsigned n = 0;
-    for (const char *p = table; (p = strstr(p, "\"state\":\"firing\"")) != NULL; p++)
-        n++;
-    return n;
-}
-
 static void publish_alert_table(driver_t *d)
 {
     char *table = alerts_table_json(d->alerts);
-    unsigned firing = count_firing(table);
-    monitor_set_alerts(d->mon, table, firing);
+    monitor_set_alerts(d->mon, table, alerts_firing(d->alerts));
     free(table);
 }
 
@@ -1259,6 +1257,24 @@ static void evaluate_alerts(driver_t *d, const progress_t *p, uint64_t now)
     alerts_evaluate(d->alerts, &f);
     publish_alert_table(d);
     d->next_alert_eval_ms = now + 1000;
+}
+
+/* While a batch runs (perhaps stuck), list the source again, at most once
+ * a second, so that the backlog figures and the alerts on them stay
+ * current. Nothing is planned: the files stay for the next batch. */
+static void refresh_backlog(driver_t *d, uint64_t now)
+{
+    d->next_backlog_ms = now + 1000;
+    source_listing_t l;
+    sp_err_t err;
+    if (source_list_new(d->r.source, d->r.ckpt, &l, &err) != 0)
+        return;
+    if (d->o->trigger == TRIGGER_AVAILABLE_NOW && d->have_snapshot)
+        source_listing_restrict(&l, &d->snapshot);
+    d->backlog_files = l.nfiles;
+    d->backlog_bytes = l.bytes;
+    d->backlog_oldest_mtime_ns = l.oldest_mtime_ns;
+    source_listing_free(&l);
 }
 
 /* Status as Spark words it, the executor table, and idle events. */
@@ -1353,6 +1369,8 @@ static int run_loop(driver_t *d, sp_err_t *err)
                     continue;
             }
         }
+        if (d->batch.active && now >= d->next_backlog_ms)
+            refresh_backlog(d, now);
         if (d->batch.active && sched_count(d->sched) == 0) {
             /* Nobody to run tasks: wait (the query does not fail for it). */
             if (d->no_executors_since_ms == 0)

@@ -18,13 +18,15 @@
 #include "sp_log.h"
 #include "sp_util.h"
 
-#define EVENTS_LINGER_MS 1000 /* how long the last events may take to go out */
+#define EVENTS_LINGER_MS 1000     /* how long the last events may take to go out */
+#define EVENTS_JOIN_SETTLE_MS 250 /* after a first subscriber, for the others waiting */
 
 struct events {
     pthread_mutex_t mu;
     void *zctx, *sock;   /* NULL once closed */
     int refs;            /* the owner (events_stop) and the listener (on_close) */
-    bool subscribed;     /* a first subscription arrived */
+    uint64_t first_sub_ms; /* monotonic time of the first subscription; 0: none yet */
+    bool waited;         /* the first event waited for subscribers */
     uint64_t bound_ms;   /* monotonic */
     char endpoint[256];
 };
@@ -36,24 +38,30 @@ static void drain_subscriptions_locked(events_t *e)
     unsigned char buf[8];
     int n;
     while ((n = zmq_recv(e->sock, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0) {
-        if (n >= 1 && buf[0] == 1)
-            e->subscribed = true;
+        if (n >= 1 && buf[0] == 1 && e->first_sub_ms == 0)
+            e->first_sub_ms = sp_mono_ms();
     }
 }
 
-/* Right after the bind, give a subscriber that was waiting for us the time
+/* Right after the bind, give subscribers that were waiting for us the time
  * to connect (ZeroMQ reconnects every 100 ms by default) before the first
- * event goes out. */
-static void await_first_subscriber_locked(events_t *e)
+ * event goes out: until the grace ends, or shortly after the first one
+ * came (others waiting connect within one reconnect interval of it). */
+static void await_subscribers_locked(events_t *e)
 {
-    drain_subscriptions_locked(e);
     uint64_t deadline = e->bound_ms + EVENTS_JOIN_GRACE_MS;
-    for (uint64_t now = sp_mono_ms(); !e->subscribed && now < deadline; now = sp_mono_ms()) {
+    for (;;) {
+        drain_subscriptions_locked(e);
+        if (e->first_sub_ms && e->first_sub_ms + EVENTS_JOIN_SETTLE_MS < deadline)
+            deadline = e->first_sub_ms + EVENTS_JOIN_SETTLE_MS;
+        uint64_t now = sp_mono_ms();
+        if (now >= deadline)
+            break;
         zmq_pollitem_t item = {e->sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, (long)(deadline - now)) < 0 && zmq_errno() != EINTR)
             break;
-        drain_subscriptions_locked(e);
     }
+    e->waited = true;
 }
 
 static int send_frame(void *sock, const char *s, int flags)
@@ -71,8 +79,8 @@ static void on_event(void *ctx, const monitor_event_t *ev)
     events_t *e = ctx;
     pthread_mutex_lock(&e->mu);
     if (e->sock != NULL) {
-        if (!e->subscribed)
-            await_first_subscriber_locked(e);
+        if (!e->waited)
+            await_subscribers_locked(e);
         else
             drain_subscriptions_locked(e);
         /* PUB never blocks: with no subscriber, or a full queue, it drops. */

@@ -10,9 +10,10 @@
  * never sees it, and one that cannot keep up loses events past ZeroMQ's
  * high-water mark; events are not kept for replay (read the recent progress
  * from /api/progress or the checkpoint). To spare the usual race at start,
- * the first event waits up to EVENTS_JOIN_GRACE_MS after the bind for a
- * first subscriber (a listener started before the driver gets
- * QueryStartedEvent); the wait is on the publisher's own thread and never
+ * the first event waits for the listeners that were waiting for the driver
+ * (so a listener started first gets QueryStartedEvent): up to
+ * EVENTS_JOIN_GRACE_MS after the bind, or a quarter second after the first
+ * subscriber came. The wait is on the publisher's own thread and never
  * delays the query.
  *
  * Any endpoint the user gives is bound, but there is no authentication or

@@ -1,9 +1,11 @@
 /* driver/http.c -- the driver's HTTP server: routes GET requests to the
  * monitor's snapshots (JSON), its Prometheus text and the embedded web UI,
  * on libmicrohttpd's threads (one per connection, a bounded number of them,
- * each with an idle timeout). Owns the listening socket and the daemon;
- * never writes to the monitor and never touches the checkpoint itself (the
- * result table comes from the caller's http_result_fn). */
+ * each with an idle timeout). On loopback it answers only requests for a
+ * loopback host name (403 otherwise: no DNS rebinding). Owns the listening
+ * socket and the daemon; never writes to the monitor and never touches the
+ * checkpoint itself (the result table comes from the caller's
+ * http_result_fn). */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,6 +47,7 @@ extern const size_t http_ui_index_len;
 
 struct http_server {
     struct MHD_Daemon *daemon;
+    bool loopback;       /* bound to a loopback address: check Host (below) */
     monitor_t *m;
     http_result_fn result;
     void *result_ctx;
@@ -120,15 +124,23 @@ static void format_address(const struct sockaddr_storage *ss, char *out, size_t 
     }
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return ss->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 /* A listening socket (close-on-exec: local executors must not inherit it)
  * bound to the address, or -1 with err naming the address and the reason. */
-static int listen_on(const char *text, char *bound, size_t boundlen, sp_err_t *err)
+static int listen_on(const char *text, char *bound, size_t boundlen, bool *loopback, sp_err_t *err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     int rc = parse_listen(text, &ss, &sslen, err);
     if (rc != 0)
         return rc;
+    *loopback = is_loopback(&ss);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return sp_err_set(err, SP_EIO, "cannot listen on %s: %s", text, strerror(errno));
@@ -282,6 +294,38 @@ static enum MHD_Result route(http_server_t *h, struct MHD_Connection *c, const c
     return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page: %.200s", url);
 }
 
+/* Is the Host header a loopback name or address ("localhost:4040",
+ * "127.0.0.1:4040", "[::1]:4040")? A server bound to loopback answers only
+ * those, so that a web page from elsewhere cannot read it through DNS
+ * rebinding (its requests carry the page's own host name). */
+static bool host_is_loopback(const char *host)
+{
+    char name[256];
+    size_t len;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return false;
+        host++;
+        len = (size_t)(close - host);
+    } else {
+        const char *colon = strchr(host, ':');
+        len = colon ? (size_t)(colon - host) : strlen(host);
+    }
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy(name, host, len);
+    name[len] = '\0';
+    if (strcasecmp(name, "localhost") == 0 ||
+        (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0))
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, name, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 /* MHD's access handler. Every route answers at the first call, before any
  * request body is read: nothing here takes a body (MHD then closes a
  * connection whose body was left unread). */
@@ -294,6 +338,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.32s is not allowed: use GET or HEAD",
                            method);
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (h->loopback && host != NULL && !host_is_loopback(host))
+        return reply_error(c, MHD_HTTP_FORBIDDEN,
+                           "this server listens on loopback and answers requests for localhost or a loopback "
+                           "address only, not for '%.100s'",
+                           host);
     return route(h, c, url);
 }
 
@@ -314,7 +364,7 @@ int http_start(const char *where, monitor_t *m, http_result_fn result, void *res
 {
     *out = NULL;
     http_server_t *h = sp_xcalloc(1, sizeof *h);
-    int fd = listen_on(where, h->address, sizeof h->address, err);
+    int fd = listen_on(where, h->address, sizeof h->address, &h->loopback, err);
     if (fd < 0) {
         free(h);
         return fd;

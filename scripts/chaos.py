@@ -33,6 +33,15 @@ checkpoint's result (`spate result --format json`) is compared exactly with
 an independent computation over the input files with Python's json module:
 not one row lost or counted twice, every sum, min and max exact.
 
+Each trial draws its settings: 5 to 12 arrivals of 300 to 3000 lines
+(in 4 trials of 10, half the arrivals are two --dirty files: damaged lines,
+wrong types, a last line without newline), --max-files-per-trigger 1 to 3
+or --max-bytes-per-trigger 256K to 1M, --split-size 20K to 200K (many tasks
+per file), 1 to 3 executors of 1 to 3 slots; --executor-timeout 1s,
+--heartbeat 200ms, executors' --driver-timeout 2s. Faults come at random
+moments, 4 in 10 of them within 50 ms of a file's arrival, when its batch
+likely runs.
+
 The run is a function of --seed: trial T uses random.Random(seed + T) for
 its data, its settings and the schedule of its faults (how spate reacts to
 them still depends on timing). A failed trial prints its seed and trial
@@ -75,12 +84,18 @@ MAX_EXECUTORS = 4              # executor_add stops there
 DRAIN_DEADLINE_S = 15.0        # SIGTERM to exit, for a draining executor
 STOP_DEADLINE_S = 30.0         # SIGTERM to exit at the end of a trial
 DRIVER_STOP_DEADLINE_S = 15.0  # SIGTERM to exit, for the driver (--stop-timeout 10s + margin)
+READY_DEADLINE_S = 10.0        # start to "ready" (its SIGTERM handler set) for any process
 
 LOCAL_KINDS = {  # fault kind: weight
     "driver_kill": 3, "driver_term": 1, "driver_freeze": 1, "executor_kill": 3, "freeze_short": 2, "freeze_long": 2,
     "executor_add": 1, "executor_drain": 2, "all_gone": 1,
 }
 COMPOSE_KINDS = dict(LOCAL_KINDS, net_cut=3, scale_down=1)
+# --every-kind's order: the driver's faults apart, so that each finds the
+# driver running.
+EVERY_KIND_ORDER = ["driver_kill", "executor_kill", "freeze_short", "net_cut", "driver_term",
+                    "executor_add", "freeze_long", "scale_down", "driver_freeze",
+                    "executor_drain", "all_gone"]
 
 
 class HarnessError(Exception):
@@ -222,7 +237,7 @@ def compare(want, got_lines):
 class TrialPlan:
     """Everything random about a trial, drawn from its own Random."""
 
-    def __init__(self, rng, args, kinds):
+    def __init__(self, rng, args, kinds, number):
         self.files = rng.randint(args.min_files, args.max_files)
         self.dirty_trial = rng.random() < 0.4
         self.file_rows, self.file_dirty, self.file_gap, self.file_seed = [], [], [], []
@@ -247,6 +262,13 @@ class TrialPlan:
             else rng.uniform(0.2, write_times[-1] + 1.5)
             for _ in range(args.faults_per_trial))
         self.kinds = kinds
+        # --every-kind: trial T's faults take the kinds in turn (from where
+        # trial T-1's would stop), each when it applies at its moment.
+        self.turns = []
+        if args.every_kind:
+            order = [k for k in EVERY_KIND_ORDER if k in kinds]
+            start = (number - 1) * args.faults_per_trial
+            self.turns = [order[(start + i) % len(order)] for i in range(args.faults_per_trial)]
         self.rng = rng  # what happens at each fault is drawn when it happens
 
     def describe(self):
@@ -262,14 +284,17 @@ class TrialPlan:
 class Process:
     """A process this harness started (and stops, by its pid)."""
 
-    def __init__(self, name, argv, log_path, env=None):
+    def __init__(self, name, argv, log_path, ready_marker):
         self.name = name
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.log.write(f"==== chaos: {' '.join(argv)}\n".encode())
         self.log.flush()
+        self.log_offset = self.log.tell()
+        self.ready_marker = ready_marker
+        self.is_ready = False
         self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
-                                      stderr=subprocess.STDOUT, env=env,
+                                      stderr=subprocess.STDOUT,
                                       start_new_session=True, preexec_fn=_die_with_harness)
         self.pid = self.popen.pid
         self.state = "run"  # run | frozen | draining | stopping | gone
@@ -279,6 +304,23 @@ class Process:
     def signal(self, sig):
         if self.popen.poll() is None:
             os.kill(self.pid, sig)
+
+    def ready(self):
+        """Whether it logged ready_marker: spate logs it after it set up its
+        SIGTERM handler (before that, SIGTERM kills it as it would any
+        program, which tells nothing about draining)."""
+        if not self.is_ready:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                self.is_ready = self.ready_marker in f.read()
+        return self.is_ready
+
+    def await_ready(self, problem):
+        """Wait (bounded) until ready(); tell problem() if it never is."""
+        if not wait_until(lambda: self.ready() or self.poll() is not None, READY_DEADLINE_S,
+                          interval=0.01):
+            problem(f"{self.name} (pid {self.pid}) did not log '{self.ready_marker.decode()}' "
+                    f"within {READY_DEADLINE_S:.0f}s of its start; its log: {self.log_path}")
 
     def poll(self):
         if self.rc is None:
@@ -350,7 +392,8 @@ class LocalCluster(Cluster):
     # -- the driver --
     def start_driver(self):
         self.driver_starts += 1
-        self.driver = Process("driver", self.driver_argv, os.path.join(self.tdir, "driver.log"))
+        self.driver = Process("driver", self.driver_argv, os.path.join(self.tdir, "driver.log"),
+                              b"executors connect to")
         self.log(f"driver started (pid {self.driver.pid}, start #{self.driver_starts})")
 
     def driver_up(self):
@@ -377,6 +420,7 @@ class LocalCluster(Cluster):
         must exit 0 within --stop-timeout and a margin; then it is started
         again after restart_after seconds."""
         d = self.driver
+        d.await_ready(self.problem)
         d.state = "stopping"
         d.deadline = time.monotonic() + DRIVER_STOP_DEADLINE_S
         self.restart_pause = restart_after
@@ -392,7 +436,7 @@ class LocalCluster(Cluster):
         name = f"t{self.trial}-e{n}"
         p = Process(name, [self.args.spate, "executor", "--driver", self.endpoint, "--id", name,
                            "--driver-timeout", DRIVER_TIMEOUT, "--slots", str(self.slots)],
-                    os.path.join(self.tdir, f"executor-{n}.log"))
+                    os.path.join(self.tdir, f"executor-{n}.log"), b"connecting to")
         self.executors.append(p)
         self.log(f"executor {name} started (pid {p.pid})")
 
@@ -417,6 +461,7 @@ class LocalCluster(Cluster):
         self.log(f"executor {e.name} SIGCONTed")
 
     def drain(self, e, deadline_s=DRAIN_DEADLINE_S):
+        e.await_ready(self.problem)
         e.signal(signal.SIGTERM)
         e.state = "draining"
         e.deadline = time.monotonic() + deadline_s
@@ -494,6 +539,7 @@ class LocalCluster(Cluster):
         self.poll()
         d = self.driver
         if d is not None and d.state == "run" and d.poll() is None:
+            d.await_ready(self.problem)
             d.state = "down"
             d.signal(signal.SIGTERM)
             self.log("driver SIGTERMed")
@@ -815,7 +861,7 @@ class Trial:
         self.t0 = self.origin = self.started = time.monotonic()
         self.timeline = open(os.path.join(self.dir, "chaos.log"), "a")
         kinds = COMPOSE_KINDS if args.compose else LOCAL_KINDS
-        self.plan = TrialPlan(self.rng, args, kinds)
+        self.plan = TrialPlan(self.rng, args, kinds, number)
         self.faults = Counter()
         self.events = []  # heap of (time, seq, what, fn)
         self.seq = 0
@@ -887,6 +933,8 @@ class Trial:
             self.log("fault: none applies now")
             return
         kind = rng.choices(kinds, weights=[self.plan.kinds[k] for k in kinds])[0]
+        if self.plan.turns and self.plan.turns[0] in kinds:
+            kind = self.plan.turns.pop(0)  # (a turn that does not apply now waits)
         self.faults[kind] += 1
         st = self.ckpt_state()  # did it land while a batch ran (planned, not committed)?
         if st is not None and st[1] != st[2]:
@@ -1078,9 +1126,12 @@ def parse_args(argv):
         prog="scripts/chaos",
         description="Stream activity files into a spate query while killing, freezing, "
                     "adding and draining processes at random moments; check each trial's "
-                    "result exactly against an independent computation.")
-    ap.add_argument("--trials", type=int, default=5, help="trials to run (default 5)")
-    ap.add_argument("--seed", type=int, default=None,
+                    "result exactly against an independent computation.",
+        epilog="scripts/chaos also takes --build-dir DIR (build there; default build/) and, "
+               "with --compose, --no-image (use the spate:latest there is instead of "
+               "building it with scripts/docker-image).")
+    ap.add_argument("--trials", type=int, default=5, metavar="N", help="trials to run (default 5)")
+    ap.add_argument("--seed", type=int, default=None, metavar="S",
                     help="the run's seed (default: from the time; printed)")
     ap.add_argument("--trial", type=int, default=None, metavar="T",
                     help="run only trial T of --seed (to reproduce a failure)")
@@ -1089,23 +1140,31 @@ def parse_args(argv):
     ap.add_argument("--keep", action="store_true", help="keep every trial's directory")
     ap.add_argument("--compose", action="store_true",
                     help="run the docker-compose.yml cluster instead of local processes")
+    ap.add_argument("--every-kind", action="store_true",
+                    help="faults take the kinds in turn (each when it applies), so that a "
+                         "short run injects every kind")
     ap.add_argument("--ci", action="store_true",
-                    help="the CI run: --trials 6 --seed 42 --faults-per-trial 5, 4 to 8 "
-                         "files per trial (about 40 s)")
-    ap.add_argument("--spate", default=None, help="the spate binary (default: BUILD/cli/spate)")
-    ap.add_argument("--gen", default=None,
-                    help="the gen-activity binary (default: beside --spate's build)")
-    ap.add_argument("--settle", type=float, default=60.0,
+                    help="the CI run: --trials 6 --seed 42 --faults-per-trial 5 "
+                         "--every-kind, 4 to 8 arrivals per trial (about 30 s)")
+    ap.add_argument("--spate", default=None, metavar="PATH", help="the spate binary (default: BUILD/cli/spate)")
+    ap.add_argument("--gen", default=None, metavar="PATH",
+                    help="the gen-activity binary (default: beside --spate, or in its build)")
+    ap.add_argument("--settle", type=float, default=60.0, metavar="SECONDS",
                     help="seconds a trial may take, after its last fault, to commit "
                          "every file (default 60)")
-    ap.add_argument("--min-files", type=int, default=5)
-    ap.add_argument("--max-files", type=int, default=12)
-    ap.add_argument("--min-rows", type=int, default=300, help="lines per file, at least")
-    ap.add_argument("--max-rows", type=int, default=3000, help="lines per file, at most")
-    ap.add_argument("--tmp", default=None, help="where trial directories go (default: $TMPDIR)")
+    ap.add_argument("--min-files", type=int, default=5, metavar="N",
+                    help="file arrivals per trial, at least (default 5)")
+    ap.add_argument("--max-files", type=int, default=12, metavar="N",
+                    help="file arrivals per trial, at most (default 12)")
+    ap.add_argument("--min-rows", type=int, default=300, metavar="R",
+                    help="lines per file, at least (default 300)")
+    ap.add_argument("--max-rows", type=int, default=3000, metavar="R",
+                    help="lines per file, at most (default 3000)")
+    ap.add_argument("--tmp", default=None, metavar="DIR", help="where trial directories go (default: $TMPDIR)")
     ap.add_argument("--compose-cmd", default=os.environ.get("SPATE_COMPOSE", "docker-compose"),
+                    metavar="CMD",
                     help="the compose command (default docker-compose; SPATE_COMPOSE)")
-    ap.add_argument("--compose-executor-timeout", type=float, default=2.0,
+    ap.add_argument("--compose-executor-timeout", type=float, default=2.0, metavar="SECONDS",
                     help="--compose: the executors' timeout in seconds (default 2)")
     ap.add_argument("--insecure", action="store_true",
                     help="--compose: SPATE_INSECURE=1 (no CURVE keys)")
@@ -1115,6 +1174,7 @@ def parse_args(argv):
         a.trials, a.faults_per_trial = 6, 5
         a.seed = 42 if a.seed is None else a.seed
         a.min_files, a.max_files = 4, 8
+        a.every_kind = True
     if a.seed is None:
         a.seed = int(time.time()) % 1000000
     if a.trials < 1 or a.faults_per_trial < 0 or a.min_files < 1 or a.max_files < a.min_files \
@@ -1123,10 +1183,14 @@ def parse_args(argv):
     if a.spate is None:
         a.spate = os.path.join(ROOT, "build", "cli", "spate")
     a.spate = os.path.abspath(a.spate)
-    if a.gen is None:
-        build = os.path.dirname(os.path.dirname(a.spate))
-        cand = os.path.join(build, "scripts", "src", "gen-activity")
-        a.gen = cand if os.path.exists(cand) else shutil.which("gen-activity") or cand
+    if a.gen is not None:
+        a.gen = os.path.abspath(a.gen)
+    if a.gen is None:  # beside spate, or in spate's build tree, or on the PATH
+        here = os.path.dirname(a.spate)
+        cands = [os.path.join(here, "gen-activity"),
+                 os.path.join(os.path.dirname(here), "scripts", "src", "gen-activity")]
+        a.gen = next((c for c in cands if os.access(c, os.X_OK)),
+                     shutil.which("gen-activity") or cands[-1])
     for tool in (a.spate, a.gen):
         if not os.access(tool, os.X_OK):
             ap.error(f"{tool} is not an executable (build first, or use scripts/chaos)")
@@ -1138,7 +1202,7 @@ def reproduce_flags(args):
     if args.ci:
         flags = ["--ci", "--seed", str(args.seed)]
     else:
-        flags = ["--seed", str(args.seed)]
+        flags = ["--seed", str(args.seed)] + (["--every-kind"] if args.every_kind else [])
         for name, default in (("faults_per_trial", 6), ("min_files", 5), ("max_files", 12),
                               ("min_rows", 300), ("max_rows", 3000)):
             v = getattr(args, name)
