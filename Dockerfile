@@ -12,12 +12,13 @@
 # frontend from a registry.
 
 # ---- build: the same toolchain and -dev packages as scripts/lib/common.sh,
-# without the test-only ones (Criterion, json-c)
+# without the test-only one (Criterion)
 FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential cmake pkg-config \
       libzmq3-dev libmsgpack-dev liblmdb-dev libxxhash-dev zlib1g-dev \
+      libjson-c-dev libmicrohttpd-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .dockerignore keeps build trees, data, tests and .git out of the context.
@@ -31,6 +32,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libzmq5 libmsgpackc2 liblmdb0 libxxhash0 zlib1g \
+      libjson-c5 libmicrohttpd12 libcurl4 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/cli/spate /build/scripts/src/gen-activity /usr/local/bin/
 COPY docker/spate-entrypoint /usr/local/bin/spate-entrypoint

@@ -508,7 +508,9 @@ Test(alerts, an_unknown_rate_decides_nothing)
     alerts_evaluate(a, &f);
     cr_assert_eq(s.n, 1, "NaN does not resolve it");
     char *t = alerts_table_json(a);
-    cr_expect(json_tokener_parse(t) != NULL, "valid JSON: %s", t);
+    json_object *parsed = json_tokener_parse(t);
+    cr_expect(parsed != NULL, "valid JSON: %s", t);
+    json_object_put(parsed);
     free(t);
     alerts_destroy(&a);
     seen_free(&s);
