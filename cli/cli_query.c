@@ -37,7 +37,9 @@ static const char query_help[] =
     "  --infer-bytes B              how much data schema inference reads, spread over\n"
     "                               the files present (default 16M)\n"
     "  --key-groups N               state key groups, fixed at creation (default 256)\n"
-    "  --poll-interval D            re-list the directory at least this often (1s)\n"
+    "  --poll-interval D            look for new files at least this often (1s)\n"
+    "  --relist-interval D          list the whole directory this often (60s); new\n"
+    "                               files are noticed at once through inotify\n"
     "  --max-task-failures N        attempts of one task before the query fails (4)\n"
     "  --executor-timeout D         heartbeat silence before an executor is lost (5s)\n"
     "  --heartbeat D                executor heartbeat period (500ms)\n"
@@ -101,7 +103,7 @@ enum {
     OPT_BIND, OPT_QUIET, OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_SLOTS, OPT_HELP, OPT_DRIVER, OPT_ID,
     OPT_EXIT_WITH_DRIVER, OPT_DRIVER_TIMEOUT, OPT_CURVE_SECRET, OPT_AUTHORIZED_KEYS, OPT_INSECURE,
     OPT_DRIVER_KEY, OPT_ALERT, OPT_ALERTS_FILE, OPT_ALERT_ACTION,
-    OPT_HTTP, OPT_EVENTS, OPT_RECENT_PROGRESS,
+    OPT_HTTP, OPT_EVENTS, OPT_RECENT_PROGRESS, OPT_RELIST,
 };
 
 static const struct option query_opts[] = {
@@ -129,6 +131,7 @@ static const struct option query_opts[] = {
     {"http", required_argument, NULL, OPT_HTTP},
     {"events", required_argument, NULL, OPT_EVENTS},
     {"recent-progress", required_argument, NULL, OPT_RECENT_PROGRESS},
+    {"relist-interval", required_argument, NULL, OPT_RELIST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"executors", required_argument, NULL, OPT_EXECUTORS},
     {"slots", required_argument, NULL, OPT_SLOTS},
@@ -364,6 +367,13 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
                                        optarg);
             o->events = optarg;
             break;
+        case OPT_RELIST: {
+            uint32_t ms;
+            if ((rc = flag_ms("relist-interval", optarg, 100, &ms)) != 0)
+                return rc;
+            o->relist_ms = ms;
+            break;
+        }
         case OPT_RECENT_PROGRESS:
             if ((rc = flag_int("recent-progress", optarg, 1, 100000, &n)) != 0)
                 return rc;

@@ -49,6 +49,7 @@ void driver_opts_init(driver_opts_t *o)
     o->split_bytes = 32u << 20;
     o->infer_bytes = 16u << 20;
     o->poll_ms = 1000;
+    o->relist_ms = 60000;
     o->local_slots = 1;
     o->heartbeat_ms = 500;
     o->executor_timeout_ms = 5000;
@@ -680,35 +681,61 @@ static void drain_router(driver_t *d)
 
 static bool trigger_unlimited(const driver_t *d) { return d->o->trigger == TRIGGER_ONCE; }
 
+/* The backlog: the candidates not taken yet (for available-now, those of
+ * its files). */
+static void backlog_from_candidates(driver_t *d)
+{
+    const source_listing_t *c = source_candidates(d->r.source);
+    if (d->o->trigger == TRIGGER_AVAILABLE_NOW && d->have_snapshot) {
+        source_listing_t l = {0};
+        l.files = sp_xmalloc((c->nfiles ? c->nfiles : 1) * sizeof(source_file_t));
+        for (size_t i = 0; i < c->nfiles; i++) {
+            l.files[i] = c->files[i];
+            l.files[i].path = sp_xstrdup(c->files[i].path);
+        }
+        l.nfiles = c->nfiles;
+        source_listing_restrict(&l, &d->snapshot);
+        d->backlog_files = l.nfiles;
+        d->backlog_bytes = l.bytes;
+        d->backlog_oldest_mtime_ns = l.oldest_mtime_ns;
+        source_listing_free(&l);
+    } else {
+        d->backlog_files = c->nfiles;
+        d->backlog_bytes = c->bytes;
+        d->backlog_oldest_mtime_ns = c->oldest_mtime_ns;
+    }
+}
+
 /* Try to plan the next batch. Returns 0 (planned or nothing to do) or an
  * error that stops the query. */
 static int plan_next(driver_t *d, sp_err_t *err)
 {
     uint64_t t_start = sp_mono_ns();
     int64_t started_wall = sp_wall_ms();
-    source_listing_t listing;
-    int rc = source_list_new(d->r.source, d->r.ckpt, &listing, err);
+    int rc = source_refresh(d->r.source, d->r.ckpt, sp_mono_ms(), err);
     if (rc != 0)
         return rc;
-    if (d->o->trigger == TRIGGER_AVAILABLE_NOW) {
-        if (!d->have_snapshot) {
-            /* The files present now are the whole job. */
-            d->snapshot.files = sp_xmalloc((listing.nfiles ? listing.nfiles : 1) * sizeof(source_file_t));
-            for (size_t i = 0; i < listing.nfiles; i++) {
-                d->snapshot.files[i] = listing.files[i];
-                d->snapshot.files[i].path = sp_xstrdup(listing.files[i].path);
-            }
-            d->snapshot.nfiles = listing.nfiles;
-            d->have_snapshot = true;
-            SP_INFO(LOG, "available-now: %zu file(s) to process", listing.nfiles);
-        } else {
-            source_listing_restrict(&listing, &d->snapshot);
+    if (d->o->trigger == TRIGGER_AVAILABLE_NOW && !d->have_snapshot) {
+        /* The files present now are the whole job. */
+        const source_listing_t *c = source_candidates(d->r.source);
+        d->snapshot.files = sp_xmalloc((c->nfiles ? c->nfiles : 1) * sizeof(source_file_t));
+        for (size_t i = 0; i < c->nfiles; i++) {
+            d->snapshot.files[i] = c->files[i];
+            d->snapshot.files[i].path = sp_xstrdup(c->files[i].path);
         }
+        d->snapshot.nfiles = c->nfiles;
+        d->have_snapshot = true;
+        SP_INFO(LOG, "available-now: %zu file(s) to process", c->nfiles);
     }
-    if (listing.nfiles == 0) {
-        source_listing_free(&listing);
-        d->backlog_files = d->backlog_bytes = 0;
-        d->backlog_oldest_mtime_ns = 0;
+    const source_listing_t *only = d->o->trigger == TRIGGER_AVAILABLE_NOW ? &d->snapshot : NULL;
+    source_limits_t lim = {d->o->max_files, d->o->max_bytes};
+    if (trigger_unlimited(d))
+        lim.max_files = lim.max_bytes = 0;
+    source_listing_t taken;
+    source_take(d->r.source, &lim, only, &taken);
+    backlog_from_candidates(d);
+    if (taken.nfiles == 0) {
+        source_listing_free(&taken);
         if (d->o->trigger == TRIGGER_ONCE || d->o->trigger == TRIGGER_AVAILABLE_NOW)
             d->finished = true;
         else if (!d->waiting_logged) {
@@ -718,16 +745,6 @@ static int plan_next(driver_t *d, sp_err_t *err)
         return 0;
     }
     d->waiting_logged = false;
-    source_limits_t lim = {d->o->max_files, d->o->max_bytes};
-    if (trigger_unlimited(d))
-        lim.max_files = lim.max_bytes = 0;
-    source_listing_t taken;
-    source_listing_take(&listing, &lim, &taken);
-    /* what stays for later batches: the backlog */
-    d->backlog_files = listing.nfiles;
-    d->backlog_bytes = listing.bytes;
-    d->backlog_oldest_mtime_ns = listing.oldest_mtime_ns;
-    source_listing_free(&listing);
     uint64_t t_listed = sp_mono_ns();
     ckpt_batch_t plan = {0};
     plan.batch_id = d->next_batch_id;
@@ -1259,22 +1276,15 @@ static void evaluate_alerts(driver_t *d, const progress_t *p, uint64_t now)
     d->next_alert_eval_ms = now + 1000;
 }
 
-/* While a batch runs (perhaps stuck), list the source again, at most once
+/* While a batch runs (perhaps stuck), refresh the candidates at most once
  * a second, so that the backlog figures and the alerts on them stay
  * current. Nothing is planned: the files stay for the next batch. */
 static void refresh_backlog(driver_t *d, uint64_t now)
 {
     d->next_backlog_ms = now + 1000;
-    source_listing_t l;
     sp_err_t err;
-    if (source_list_new(d->r.source, d->r.ckpt, &l, &err) != 0)
-        return;
-    if (d->o->trigger == TRIGGER_AVAILABLE_NOW && d->have_snapshot)
-        source_listing_restrict(&l, &d->snapshot);
-    d->backlog_files = l.nfiles;
-    d->backlog_bytes = l.bytes;
-    d->backlog_oldest_mtime_ns = l.oldest_mtime_ns;
-    source_listing_free(&l);
+    if (source_refresh(d->r.source, d->r.ckpt, now, &err) == 0)
+        backlog_from_candidates(d);
 }
 
 /* Status as Spark words it, the executor table, and idle events. */
@@ -1513,6 +1523,7 @@ static int driver_body(driver_t *d, sp_err_t *err)
     }
     if (rc != 0)
         return rc;
+    source_set_relist_ms(d->r.source, o->relist_ms);
     monitor_set_query(d->mon, d->r.rec.query_id, d->r.rec.name);
     restore_progress(d);
     if ((rc = start_alerts(d, err)) != 0)

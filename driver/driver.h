@@ -42,7 +42,9 @@ typedef struct driver_opts {
     trigger_kind_t trigger;
     uint64_t trigger_interval_ms;
     uint32_t key_groups;         /* state key groups when creating; 0: 256 */
-    uint64_t poll_ms;            /* re-list the directory at least this often */
+    uint64_t poll_ms;            /* look for new files at least this often */
+    uint64_t relist_ms;          /* list the whole directory this often (new
+                                    files come from inotify in between) */
     /* executors */
     const char *bind;            /* ZeroMQ endpoint; NULL: tcp://127.0.0.1:* */
     /* who may join (proto/auth.h): with curve_secret (the driver's NAME.key)

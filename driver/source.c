@@ -1,7 +1,8 @@
 /* driver/source.c -- lists the source directory, filters seen files
  * against the checkpoint, orders and limits a batch, cuts splits, and
- * watches the directory with inotify. Owns the directory handle and the
- * watch; reads the checkpoint only through ckpt_files_seen. */
+ * watches the directory with inotify, keeping the files not seen yet (the
+ * candidates) up to date from the names the watch reports. Owns the watch
+ * and the candidates; reads the checkpoint only through ckpt_files_seen. */
 #include "source.h"
 
 #include <dirent.h>
@@ -20,6 +21,14 @@
 struct source {
     char *path;
     int watch_fd;
+    /* the candidates: files seen in the directory, not in the checkpoint */
+    source_listing_t cand;
+    bool listed;             /* cand came from a full listing at least once */
+    bool overflow;           /* the watch lost events: list again */
+    char **pending;          /* names the watch reported since the last refresh */
+    size_t npending, pending_cap;
+    uint64_t next_relist_ms;
+    uint64_t relist_ms;
 };
 
 int source_open(const char *format, const char *path, source_t **out, sp_err_t *err)
@@ -39,8 +48,10 @@ int source_open(const char *format, const char *path, source_t **out, sp_err_t *
     source_t *s = sp_xcalloc(1, sizeof *s);
     s->path = sp_xstrdup(real);
     s->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    s->relist_ms = 60000;
     if (s->watch_fd >= 0 &&
-        inotify_add_watch(s->watch_fd, real, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE) < 0) {
+        inotify_add_watch(s->watch_fd, real,
+                          IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_FROM | IN_DELETE) < 0) {
         SP_WARN("source", "cannot watch %s (%s); polling instead", real, strerror(errno));
         close(s->watch_fd);
         s->watch_fd = -1;
@@ -53,10 +64,15 @@ void source_close(source_t **sp)
 {
     if (sp == NULL || *sp == NULL)
         return;
-    if ((*sp)->watch_fd >= 0)
-        close((*sp)->watch_fd);
-    free((*sp)->path);
-    free(*sp);
+    source_t *s = *sp;
+    if (s->watch_fd >= 0)
+        close(s->watch_fd);
+    source_listing_free(&s->cand);
+    for (size_t i = 0; i < s->npending; i++)
+        free(s->pending[i]);
+    free(s->pending);
+    free(s->path);
+    free(s);
     *sp = NULL;
 }
 
@@ -75,9 +91,24 @@ bool source_watch_drain(source_t *s)
         if (n <= 0)
             break;
         any = true;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & IN_Q_OVERFLOW)
+                s->overflow = true;
+            else if (ev->len > 0 && ev->name[0] != '.' && ev->name[0] != '_') {
+                if (s->npending == s->pending_cap) {
+                    s->pending_cap = s->pending_cap ? 2 * s->pending_cap : 64;
+                    s->pending = sp_xrealloc(s->pending, s->pending_cap * sizeof(char *));
+                }
+                s->pending[s->npending++] = sp_xstrdup(ev->name);
+            }
+            p += sizeof(struct inotify_event) + ev->len;
+        }
     }
     return any;
 }
+
+void source_set_relist_ms(source_t *s, uint64_t ms) { s->relist_ms = ms; }
 
 static int file_cmp(const void *a, const void *b)
 {
@@ -205,6 +236,152 @@ void source_listing_restrict(source_listing_t *in, const source_listing_t *keep)
     in->nfiles = k;
     free(names);
     listing_recount(in);
+}
+
+/* ---- candidates ------------------------------------------------------------ */
+
+static int path_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const source_file_t *const *)a)->path, (*(const source_file_t *const *)b)->path);
+}
+
+/* Bring the candidates up to date from the names the watch reported: a
+ * stat and a seen-file look-up for each new name, whatever the directory
+ * holds. */
+static int refresh_pending(source_t *s, ckpt_t *ckpt, sp_err_t *err)
+{
+    if (s->npending == 0)
+        return 0;
+    /* the candidates by path, to find a reported name among them */
+    size_t n = s->cand.nfiles;
+    source_file_t **byname = sp_xmalloc((n ? n : 1) * sizeof(source_file_t *));
+    for (size_t i = 0; i < n; i++)
+        byname[i] = &s->cand.files[i];
+    qsort(byname, n, sizeof *byname, path_ptr_cmp);
+    bool *gone = sp_xcalloc(n ? n : 1, sizeof(bool));
+    source_listing_t fresh = {0};
+    size_t cap = 0;
+    for (size_t i = 0; i < s->npending; i++) {
+        char *path = sp_xasprintf("%s/%s", s->path, s->pending[i]);
+        source_file_t key = {.path = path}, *kp = &key;
+        source_file_t **hit = n ? bsearch(&kp, byname, n, sizeof *byname, path_ptr_cmp) : NULL;
+        struct stat st;
+        bool present = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+        int64_t mtime = present ? (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0;
+        bool dup = false;
+        for (size_t k = 0; k < fresh.nfiles && !dup; k++)
+            dup = strcmp(fresh.files[k].path, path) == 0;
+        if (hit) { /* known: it changed, or went away */
+            if (present) {
+                (*hit)->size = (uint64_t)st.st_size;
+                (*hit)->mtime_ns = mtime;
+            }
+            gone[*hit - s->cand.files] = !present;
+            free(path);
+        } else if (!present || dup) {
+            free(path);
+        } else {
+            if (fresh.nfiles == cap) {
+                cap = cap ? 2 * cap : 16;
+                fresh.files = sp_xrealloc(fresh.files, cap * sizeof(source_file_t));
+            }
+            fresh.files[fresh.nfiles++] = (source_file_t){path, (uint64_t)st.st_size, mtime};
+        }
+        free(s->pending[i]);
+    }
+    s->npending = 0;
+    free(byname);
+    /* drop the candidates that went away */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (gone[i])
+            free(s->cand.files[i].path);
+        else
+            s->cand.files[k++] = s->cand.files[i];
+    }
+    s->cand.nfiles = k;
+    free(gone);
+    /* add the new names the checkpoint has not seen */
+    int rc = 0;
+    if (fresh.nfiles > 0) {
+        const char **paths = sp_xmalloc(fresh.nfiles * sizeof(char *));
+        bool *seen = sp_xcalloc(fresh.nfiles, sizeof(bool));
+        for (size_t i = 0; i < fresh.nfiles; i++)
+            paths[i] = fresh.files[i].path;
+        rc = ckpt_files_seen(ckpt, paths, fresh.nfiles, seen, err);
+        free(paths);
+        s->cand.files = sp_xrealloc(s->cand.files, (s->cand.nfiles + fresh.nfiles + 1) * sizeof(source_file_t));
+        for (size_t i = 0; i < fresh.nfiles; i++) {
+            if (rc == 0 && !seen[i])
+                s->cand.files[s->cand.nfiles++] = fresh.files[i];
+            else
+                free(fresh.files[i].path);
+        }
+        free(seen);
+        free(fresh.files);
+    }
+    if (s->cand.nfiles > 1)
+        qsort(s->cand.files, s->cand.nfiles, sizeof(source_file_t), file_cmp);
+    listing_recount(&s->cand);
+    return rc;
+}
+
+int source_refresh(source_t *s, ckpt_t *ckpt, uint64_t now_ms, sp_err_t *err)
+{
+    source_watch_drain(s);
+    if (!s->listed || s->overflow || s->watch_fd < 0 || now_ms >= s->next_relist_ms) {
+        /* a full listing: the first time, after lost events, without a
+         * watch, and now and then as a safety net */
+        source_listing_t l;
+        int rc = source_list_new(s, ckpt, &l, err);
+        if (rc != 0)
+            return rc;
+        source_listing_free(&s->cand);
+        s->cand = l;
+        s->listed = true;
+        s->overflow = false;
+        for (size_t i = 0; i < s->npending; i++)
+            free(s->pending[i]);
+        s->npending = 0;
+        s->next_relist_ms = now_ms + s->relist_ms;
+        return 0;
+    }
+    return refresh_pending(s, ckpt, err);
+}
+
+const source_listing_t *source_candidates(const source_t *s) { return &s->cand; }
+
+void source_take(source_t *s, const source_limits_t *lim, const source_listing_t *only,
+                 source_listing_t *taken)
+{
+    if (only == NULL) {
+        source_listing_take(&s->cand, lim, taken);
+        return;
+    }
+    /* take from the candidates that are also in `only` */
+    source_listing_t pool = {0};
+    pool.files = sp_xmalloc((s->cand.nfiles ? s->cand.nfiles : 1) * sizeof(source_file_t));
+    for (size_t i = 0; i < s->cand.nfiles; i++) {
+        pool.files[i] = s->cand.files[i];
+        pool.files[i].path = sp_xstrdup(s->cand.files[i].path);
+    }
+    pool.nfiles = s->cand.nfiles;
+    source_listing_restrict(&pool, only);
+    source_listing_take(&pool, lim, taken);
+    source_listing_free(&pool);
+    /* and drop what was taken from the candidates */
+    size_t k = 0;
+    for (size_t i = 0; i < s->cand.nfiles; i++) {
+        bool was_taken = false;
+        for (size_t t = 0; t < taken->nfiles && !was_taken; t++)
+            was_taken = strcmp(taken->files[t].path, s->cand.files[i].path) == 0;
+        if (was_taken)
+            free(s->cand.files[i].path);
+        else
+            s->cand.files[k++] = s->cand.files[i];
+    }
+    s->cand.nfiles = k;
+    listing_recount(&s->cand);
 }
 
 void source_plan_splits(source_listing_t *files, uint64_t split_bytes, ckpt_batch_t *b)

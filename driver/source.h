@@ -51,7 +51,8 @@ const char *source_path(const source_t *s);
  * inotify fd), or -1 when watching is unavailable (then poll by time). */
 int source_watch_fd(const source_t *s);
 
-/* Drain the watch's pending events; returns true if any arrived. */
+/* Read the watch's events (their names feed source_refresh); returns true
+ * if any arrived. */
 bool source_watch_drain(source_t *s);
 
 /* List the files not yet in the checkpoint's seen-file index (every file
@@ -68,6 +69,25 @@ void source_listing_take(source_listing_t *in, const source_limits_t *lim, sourc
 void source_listing_restrict(source_listing_t *in, const source_listing_t *keep);
 
 void source_listing_free(source_listing_t *l);
+
+/* ---- candidates: the files not seen yet -------------------------------------
+ * The source keeps the files it found in the directory that the checkpoint
+ * has not seen. source_refresh brings them up to date: a full listing the
+ * first time, after the watch lost events, without a watch, and every
+ * relist interval (60 s; a safety net); otherwise only the names the watch
+ * reported since (a stat and a seen-file look-up each), so a trigger costs
+ * what arrived, not what the directory holds. */
+int source_refresh(source_t *s, ckpt_t *ckpt, uint64_t now_ms, sp_err_t *err);
+
+/* The candidates, oldest first (borrowed until the next refresh or take). */
+const source_listing_t *source_candidates(const source_t *s);
+
+/* Take from the candidates what the limits allow (only those also in
+ * `only`, when not NULL: available-now's files), moving them to *taken. */
+void source_take(source_t *s, const source_limits_t *lim, const source_listing_t *only, source_listing_t *taken);
+
+/* How often a full listing runs even with a working watch. */
+void source_set_relist_ms(source_t *s, uint64_t ms);
 
 /* Cut the files of a batch into splits of at most split_bytes each
  * (one split per file when smaller; none for an empty file), filling b's
