@@ -40,6 +40,12 @@ static const char query_help[] =
     "  --poll-interval D            look for new files at least this often (1s)\n"
     "  --relist-interval D          list the whole directory this often (60s); new\n"
     "                               files are noticed at once through inotify\n"
+    "  --max-file-age D             ignore files older than the newest one seen by more\n"
+    "                               than D, and forget them in the seen-file index\n"
+    "  --clean-source archive|delete  once a batch is committed, move its files into\n"
+    "                               --source-archive-dir DIR (same filesystem) or\n"
+    "                               delete them, and forget them in the index\n"
+    "  --min-batches-to-retain N    planned/committed batch records kept (100)\n"
     "  --max-task-failures N        attempts of one task before the query fails (4)\n"
     "  --executor-timeout D         heartbeat silence before an executor is lost (5s)\n"
     "  --heartbeat D                executor heartbeat period (500ms)\n"
@@ -103,7 +109,8 @@ enum {
     OPT_BIND, OPT_QUIET, OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_SLOTS, OPT_HELP, OPT_DRIVER, OPT_ID,
     OPT_EXIT_WITH_DRIVER, OPT_DRIVER_TIMEOUT, OPT_CURVE_SECRET, OPT_AUTHORIZED_KEYS, OPT_INSECURE,
     OPT_DRIVER_KEY, OPT_ALERT, OPT_ALERTS_FILE, OPT_ALERT_ACTION,
-    OPT_HTTP, OPT_EVENTS, OPT_RECENT_PROGRESS, OPT_RELIST,
+    OPT_HTTP, OPT_EVENTS, OPT_RECENT_PROGRESS, OPT_RELIST, OPT_MAX_FILE_AGE, OPT_CLEAN_SOURCE,
+    OPT_ARCHIVE_DIR, OPT_RETAIN,
 };
 
 static const struct option query_opts[] = {
@@ -132,6 +139,10 @@ static const struct option query_opts[] = {
     {"events", required_argument, NULL, OPT_EVENTS},
     {"recent-progress", required_argument, NULL, OPT_RECENT_PROGRESS},
     {"relist-interval", required_argument, NULL, OPT_RELIST},
+    {"max-file-age", required_argument, NULL, OPT_MAX_FILE_AGE},
+    {"clean-source", required_argument, NULL, OPT_CLEAN_SOURCE},
+    {"source-archive-dir", required_argument, NULL, OPT_ARCHIVE_DIR},
+    {"min-batches-to-retain", required_argument, NULL, OPT_RETAIN},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"executors", required_argument, NULL, OPT_EXECUTORS},
     {"slots", required_argument, NULL, OPT_SLOTS},
@@ -374,6 +385,30 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
             o->relist_ms = ms;
             break;
         }
+        case OPT_MAX_FILE_AGE: {
+            sp_err_t err;
+            uint64_t ms;
+            if (sp_parse_duration_ms(optarg, &ms, &err) != 0 || ms == 0)
+                return cli_usage_error("--max-file-age: %s", ms == 0 && err.rc == 0 ? "must be more than 0" : err.msg);
+            o->max_file_age_ms = ms;
+            break;
+        }
+        case OPT_CLEAN_SOURCE:
+            if (strcmp(optarg, "archive") == 0)
+                o->clean_source = CLEAN_SOURCE_ARCHIVE;
+            else if (strcmp(optarg, "delete") == 0)
+                o->clean_source = CLEAN_SOURCE_DELETE;
+            else if (strcmp(optarg, "off") == 0)
+                o->clean_source = CLEAN_SOURCE_OFF;
+            else
+                return cli_usage_error("--clean-source: expected archive, delete or off, got '%s'", optarg);
+            break;
+        case OPT_ARCHIVE_DIR: o->archive_dir = optarg; break;
+        case OPT_RETAIN:
+            if ((rc = flag_int("min-batches-to-retain", optarg, 1, 1000000, &n)) != 0)
+                return rc;
+            o->min_batches_retain = (uint32_t)n;
+            break;
         case OPT_RECENT_PROGRESS:
             if ((rc = flag_int("recent-progress", optarg, 1, 100000, &n)) != 0)
                 return rc;
@@ -417,6 +452,10 @@ static int parse_query_flags(int argc, char **argv, bool local, driver_opts_t *o
         return cli_usage_error("unexpected argument '%s' (see spate %s --help)", argv[optind], argv[0]);
     if (o->source_name == NULL)
         return cli_usage_error("--source NAME=json:DIR is required (see spate %s --help)", argv[0]);
+    if (o->clean_source == CLEAN_SOURCE_ARCHIVE && o->archive_dir == NULL)
+        return cli_usage_error("--clean-source archive needs --source-archive-dir DIR");
+    if (o->archive_dir && o->clean_source != CLEAN_SOURCE_ARCHIVE)
+        return cli_usage_error("--source-archive-dir goes with --clean-source archive");
     if (o->sql == NULL || *o->sql == '\0')
         return cli_usage_error("--sql is required (see spate %s --help)", argv[0]);
     if (o->checkpoint == NULL || *o->checkpoint == '\0')

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -50,6 +51,7 @@ void driver_opts_init(driver_opts_t *o)
     o->infer_bytes = 16u << 20;
     o->poll_ms = 1000;
     o->relist_ms = 60000;
+    o->min_batches_retain = 100;
     o->local_slots = 1;
     o->heartbeat_ms = 500;
     o->executor_timeout_ms = 5000;
@@ -145,6 +147,8 @@ struct driver {
     uint64_t idle_since_ms, next_idle_event_ms;
     uint64_t last_state_rows;
     uint64_t next_backlog_ms;
+    int64_t newest_mtime_ns;     /* newest file seen, for --max-file-age */
+    uint64_t next_forget_ms;     /* when to prune the seen-file index again */
 };
 
 /* How often an idle query says so (Spark's noDataProgressEventInterval). */
@@ -681,6 +685,77 @@ static void drain_router(driver_t *d)
 
 static bool trigger_unlimited(const driver_t *d) { return d->o->trigger == TRIGGER_ONCE; }
 
+/* ---- keeping the source and its index small ------------------------------------ */
+
+/* --max-file-age, as Spark's maxFileAge: a file older than the newest one
+ * seen, by more than the age, is ignored; the seen-file index forgets such
+ * files now and then (they would be ignored anyway), so it never grows
+ * without bound. */
+static int64_t age_cutoff(const driver_t *d)
+{
+    return d->newest_mtime_ns - (int64_t)d->o->max_file_age_ms * 1000000;
+}
+
+static void apply_max_file_age(driver_t *d)
+{
+    if (d->o->max_file_age_ms == 0)
+        return;
+    const source_listing_t *c = source_candidates(d->r.source);
+    for (size_t i = 0; i < c->nfiles; i++)
+        if (c->files[i].mtime_ns > d->newest_mtime_ns)
+            d->newest_mtime_ns = c->files[i].mtime_ns;
+    size_t dropped = source_drop_older(d->r.source, age_cutoff(d));
+    if (dropped)
+        SP_INFO(LOG, "--max-file-age: ignored %zu file(s) older than the newest by more than %llu ms", dropped,
+                (unsigned long long)d->o->max_file_age_ms);
+}
+
+static void forget_old_files(driver_t *d, uint64_t now)
+{
+    if (d->o->max_file_age_ms == 0 || now < d->next_forget_ms || d->newest_mtime_ns == 0)
+        return;
+    d->next_forget_ms = now + 60000;
+    uint64_t removed = 0;
+    sp_err_t err;
+    if (ckpt_forget_files_older(d->r.ckpt, age_cutoff(d), &removed, &err) != 0)
+        SP_WARN(LOG, "could not prune the seen-file index: %s", err.msg);
+    else if (removed)
+        SP_INFO(LOG, "--max-file-age: the seen-file index forgot %llu old file(s)", (unsigned long long)removed);
+}
+
+/* --clean-source: once a batch is committed, its files are archived or
+ * deleted and forgotten by the seen-file index. Idempotent: a restart does
+ * it again for the last committed batch, in case it stopped in between. */
+static void clean_batch_files(driver_t *d, const ckpt_batch_t *b)
+{
+    const driver_opts_t *o = d->o;
+    if (o->clean_source == CLEAN_SOURCE_OFF || b->nfiles == 0)
+        return;
+    const char **done = sp_xcalloc(b->nfiles, sizeof(char *));
+    size_t ndone = 0;
+    for (size_t i = 0; i < b->nfiles; i++) {
+        const char *path = b->files[i].path;
+        int rc = 0;
+        if (o->clean_source == CLEAN_SOURCE_DELETE) {
+            rc = unlink(path);
+        } else {
+            const char *base = strrchr(path, '/');
+            char *to = sp_xasprintf("%s/%s", o->archive_dir, base ? base + 1 : path);
+            rc = rename(path, to);
+            free(to);
+        }
+        if (rc == 0 || errno == ENOENT)
+            done[ndone++] = path;
+        else
+            SP_WARN(LOG, "--clean-source: cannot %s %s: %s", o->clean_source == CLEAN_SOURCE_DELETE ? "delete" : "archive",
+                    path, strerror(errno));
+    }
+    sp_err_t err;
+    if (ckpt_forget_files(d->r.ckpt, done, ndone, &err) != 0)
+        SP_WARN(LOG, "--clean-source: could not forget the cleaned files: %s", err.msg);
+    free(done);
+}
+
 /* The backlog: the candidates not taken yet (for available-now, those of
  * its files). */
 static void backlog_from_candidates(driver_t *d)
@@ -715,6 +790,7 @@ static int plan_next(driver_t *d, sp_err_t *err)
     int rc = source_refresh(d->r.source, d->r.ckpt, sp_mono_ms(), err);
     if (rc != 0)
         return rc;
+    apply_max_file_age(d);
     if (d->o->trigger == TRIGGER_AVAILABLE_NOW && !d->have_snapshot) {
         /* The files present now are the whole job. */
         const source_listing_t *c = source_candidates(d->r.source);
@@ -832,6 +908,8 @@ static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, re
     }
     if (rc == 0)
         rc = ckpt_txn_sink_put(t, record.data, record.len, err);
+    if (rc == 0 && d->o->min_batches_retain > 0)
+        rc = ckpt_txn_prune_batches(t, b->plan.batch_id - (int64_t)d->o->min_batches_retain + 1, err);
     if (rc == 0)
         fault_point("after-sink", b->plan.batch_id);
     if (rc == 0) {
@@ -978,6 +1056,11 @@ static int commit_batch(driver_t *d, sp_err_t *err)
     if (d->o->progress)
         print_progress(d, &rec, t_merge_ns, t_end);
     report_progress(d, &rec, output_rows, t_commit_ns, t_end);
+    for (size_t i = 0; i < b->plan.nfiles; i++)
+        if (b->plan.files[i].mtime_ns > d->newest_mtime_ns)
+            d->newest_mtime_ns = b->plan.files[i].mtime_ns;
+    clean_batch_files(d, &b->plan);
+    forget_old_files(d, sp_mono_ms());
     batch_clear(b);
     d->dirty = true; /* files may have arrived while the batch ran */
     return 0;
@@ -1524,6 +1607,12 @@ static int driver_body(driver_t *d, sp_err_t *err)
     if (rc != 0)
         return rc;
     source_set_relist_ms(d->r.source, o->relist_ms);
+    if (o->clean_source == CLEAN_SOURCE_ARCHIVE) {
+        if (mkdir(o->archive_dir, 0755) != 0 && errno != EEXIST)
+            return sp_err_set(err, SP_EIO, "--source-archive-dir %s: %s", o->archive_dir, strerror(errno));
+        if (access(o->archive_dir, W_OK) != 0)
+            return sp_err_set(err, SP_EIO, "--source-archive-dir %s is not writable", o->archive_dir);
+    }
     monitor_set_query(d->mon, d->r.rec.query_id, d->r.rec.name);
     restore_progress(d);
     if ((rc = start_alerts(d, err)) != 0)
@@ -1549,6 +1638,14 @@ static int driver_body(driver_t *d, sp_err_t *err)
         publish_batch(d, "running", NULL, 0);
     } else if (committed >= 0) {
         SP_INFO(LOG, "resuming after batch %lld", (long long)committed);
+    }
+    if (committed >= 0 && o->clean_source != CLEAN_SOURCE_OFF) {
+        ckpt_batch_t last;
+        if (ckpt_batch_read(d->r.ckpt, committed, &last, err) == 0) {
+            clean_batch_files(d, &last);
+            ckpt_batch_free(&last);
+        }
+        sp_err_clear(err);
     }
     rc = run_loop(d, err);
     if (d->batch.active)

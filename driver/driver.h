@@ -22,6 +22,12 @@ typedef enum trigger_kind {
     TRIGGER_AVAILABLE_NOW = 3, /* everything there at start, in batches, then stop */
 } trigger_kind_t;
 
+typedef enum clean_source {
+    CLEAN_SOURCE_OFF = 0,
+    CLEAN_SOURCE_ARCHIVE = 1,  /* move into archive_dir */
+    CLEAN_SOURCE_DELETE = 2,
+} clean_source_t;
+
 typedef struct driver_opts {
     /* the query */
     const char *source_name;     /* "activity" */
@@ -45,6 +51,11 @@ typedef struct driver_opts {
     uint64_t poll_ms;            /* look for new files at least this often */
     uint64_t relist_ms;          /* list the whole directory this often (new
                                     files come from inotify in between) */
+    uint64_t max_file_age_ms;    /* ignore (and forget) files older than this,
+                                    relative to the newest file seen; 0: none */
+    clean_source_t clean_source; /* what happens to a batch's files once committed */
+    const char *archive_dir;     /* for CLEAN_SOURCE_ARCHIVE */
+    uint32_t min_batches_retain; /* planned/committed batches kept (100) */
     /* executors */
     const char *bind;            /* ZeroMQ endpoint; NULL: tcp://127.0.0.1:* */
     /* who may join (proto/auth.h): with curve_secret (the driver's NAME.key)

@@ -351,6 +351,22 @@ int source_refresh(source_t *s, ckpt_t *ckpt, uint64_t now_ms, sp_err_t *err)
 
 const source_listing_t *source_candidates(const source_t *s) { return &s->cand; }
 
+size_t source_drop_older(source_t *s, int64_t cutoff_mtime_ns)
+{
+    size_t k = 0, dropped = 0;
+    for (size_t i = 0; i < s->cand.nfiles; i++) {
+        if (s->cand.files[i].mtime_ns < cutoff_mtime_ns) {
+            free(s->cand.files[i].path);
+            dropped++;
+        } else {
+            s->cand.files[k++] = s->cand.files[i];
+        }
+    }
+    s->cand.nfiles = k;
+    listing_recount(&s->cand);
+    return dropped;
+}
+
 void source_take(source_t *s, const source_limits_t *lim, const source_listing_t *only,
                  source_listing_t *taken)
 {

@@ -86,6 +86,10 @@ const source_listing_t *source_candidates(const source_t *s);
  * `only`, when not NULL: available-now's files), moving them to *taken. */
 void source_take(source_t *s, const source_limits_t *lim, const source_listing_t *only, source_listing_t *taken);
 
+/* Drop the candidates modified before cutoff_mtime_ns (--max-file-age);
+ * returns how many. */
+size_t source_drop_older(source_t *s, int64_t cutoff_mtime_ns);
+
 /* How often a full listing runs even with a working watch. */
 void source_set_relist_ms(source_t *s, uint64_t ms);
 

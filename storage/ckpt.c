@@ -1027,7 +1027,7 @@ static int commit_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, in
 /* A source record; *path and *plen receive the whole path it carries (long
  * paths only; else NULL). */
 static int source_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, int64_t *batch_id,
-                         const char **path, size_t *plen, sp_err_t *err)
+                         const char **path, size_t *plen, int64_t *mtime_out, sp_err_t *err)
 {
     const char *what = "a source record";
     rd_t r;
@@ -1036,7 +1036,7 @@ static int source_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, in
         return rc;
     size_t extra;
     uint64_t size;
-    int64_t mtime;
+    int64_t mtime = 0;
     bool ok = rd_fields(&r, 3, &extra) && rd_i64(&r, batch_id) && rd_u64(&r, &size) &&
               rd_i64(&r, &mtime);
     *path = NULL;
@@ -1049,6 +1049,8 @@ static int source_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, in
     ok = ok && rd_skip_n(&r, extra, 0);
     if ((rc = rec_close(c, &r, ok, what, err)) != 0)
         return rc;
+    if (mtime_out)
+        *mtime_out = mtime;
     if (k->mv_size == LONG_KEY_LEN) {
         uint8_t kb[LONG_KEY_LEN];
         if (*plen <= CKPT_KEY_INLINE_MAX || long_key(kb, *path, *plen) != LONG_KEY_LEN ||
@@ -1745,7 +1747,7 @@ static int batch_plan_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *er
             int64_t other = -1;
             const char *opath;
             size_t oplen;
-            int drc = source_decode(c, &sk, &v, &other, &opath, &oplen, err);
+            int drc = source_decode(c, &sk, &v, &other, &opath, &oplen, NULL, err);
             if (drc != 0)
                 return drc;
             if (other == b->batch_id)
@@ -1899,7 +1901,7 @@ int ckpt_files_seen(ckpt_t *c, const char *const *paths, size_t n, bool *seen, s
         int64_t batch;
         const char *full;
         size_t flen;
-        rc = source_decode(c, &k, &v, &batch, &full, &flen, err);
+        rc = source_decode(c, &k, &v, &batch, &full, &flen, NULL, err);
         seen[i] = rc == 0 && (full == NULL || (flen == plen && memcmp(full, paths[i], plen) == 0));
     }
     mdb_txn_abort(txn);
@@ -2255,6 +2257,109 @@ int ckpt_sink_read(ckpt_t *c, int64_t batch_id, void **rec, size_t *len, sp_err_
             memcpy(*rec, r.p, *len);
     }
     mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- pruning ------------------------------------------------------------------ */
+
+int ckpt_txn_prune_batches(ckpt_txn_t *t, int64_t before, sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    int rc = txn_writable(t, err);
+    if (rc != 0 || before <= 0)
+        return rc;
+    ckpt_t *c = t->c;
+    static const int dbs[] = {CKPT_DB_OFFSETS, CKPT_DB_COMMITS, CKPT_DB_SINK};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(t->txn, c->dbi[dbs[i]], &cur)) != 0)
+            return txn_dead(t, fail(c, rc, err, "opening a cursor to prune"));
+        MDB_val k, v;
+        int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+        while (grc == 0 && k.mv_size == BATCH_KEY_LEN && (int64_t)get_be(k.mv_data, 8) < before) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            grc = cursor_get(c, cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_MAP_FULL)
+            return txn_retry(t, err);
+        if (rc != 0)
+            return txn_dead(t, fail(c, rc, err, "pruning old batches"));
+    }
+    return 0;
+}
+
+typedef struct forget_arg {
+    const char *const *paths;
+    size_t n;
+    int64_t cutoff_mtime_ns; /* forget_older: entries older than this */
+    uint64_t removed;
+} forget_arg_t;
+
+static int forget_paths_txn(ckpt_t *c, MDB_txn *txn, const void *varg, sp_err_t *err)
+{
+    forget_arg_t *a = (forget_arg_t *)varg;
+    for (size_t i = 0; i < a->n; i++) {
+        size_t plen = strlen(a->paths[i]);
+        if (plen == 0)
+            continue;
+        uint8_t kb[LONG_KEY_LEN];
+        MDB_val k = {.mv_size = long_key(kb, a->paths[i], plen), .mv_data = kb};
+        int rc = mdb_del(txn, c->dbi[CKPT_DB_SOURCES], &k, NULL);
+        if (rc == 0)
+            a->removed++;
+        else if (rc != MDB_NOTFOUND)
+            return rc == MDB_MAP_FULL ? CKPT__MAP_FULL : fail(c, rc, err, "forgetting source files");
+    }
+    return 0;
+}
+
+int ckpt_forget_files(ckpt_t *c, const char *const *paths, size_t n, sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    forget_arg_t a = {paths, n, 0, 0};
+    return n == 0 ? 0 : write_retry(c, forget_paths_txn, &a, "forgetting source files", err);
+}
+
+static int forget_older_txn(ckpt_t *c, MDB_txn *txn, const void *varg, sp_err_t *err)
+{
+    forget_arg_t *a = (forget_arg_t *)varg;
+    a->removed = 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, c->dbi[CKPT_DB_SOURCES], &cur);
+    if (rc != 0)
+        return fail(c, rc, err, "opening a cursor on sources");
+    MDB_val k, v;
+    int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+    while (grc == 0) {
+        int64_t batch, mtime = 0;
+        const char *full;
+        size_t flen;
+        if ((rc = source_decode(c, &k, &v, &batch, &full, &flen, &mtime, err)) != 0)
+            break;
+        if (mtime < a->cutoff_mtime_ns) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+                rc = rc == MDB_MAP_FULL ? CKPT__MAP_FULL : fail(c, rc, err, "forgetting old source files");
+                break;
+            }
+            a->removed++;
+        }
+        grc = cursor_get(c, cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && grc != MDB_NOTFOUND)
+        rc = fail(c, grc, err, "reading sources");
+    return rc;
+}
+
+int ckpt_forget_files_older(ckpt_t *c, int64_t cutoff_mtime_ns, uint64_t *removed, sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    forget_arg_t a = {NULL, 0, cutoff_mtime_ns, 0};
+    int rc = c->have[CKPT_DB_SOURCES] ? write_retry(c, forget_older_txn, &a, "forgetting old source files", err) : 0;
+    if (removed)
+        *removed = a.removed;
     return rc;
 }
 

@@ -153,6 +153,16 @@ int ckpt_batch_last(ckpt_t *c, int64_t *planned, int64_t *committed, sp_err_t *e
  * read transaction for all n. */
 int ckpt_files_seen(ckpt_t *c, const char *const *paths, size_t n, bool *seen, sp_err_t *err);
 
+/* Forget these files in the seen-file index (after --clean-source moved
+ * them away: a new file of the same name is new data). Absent ones are
+ * ignored. Its own transaction. */
+int ckpt_forget_files(ckpt_t *c, const char *const *paths, size_t n, sp_err_t *err);
+
+/* Forget every file whose modification time is before cutoff_mtime_ns
+ * (--max-file-age: such files are ignored anyway). Scans the index; its own
+ * transaction; *removed (may be NULL) receives how many. */
+int ckpt_forget_files_older(ckpt_t *c, int64_t cutoff_mtime_ns, uint64_t *removed, sp_err_t *err);
+
 /* ---- committing a batch ------------------------------------------------ */
 
 typedef struct ckpt_commit {
@@ -193,6 +203,11 @@ int ckpt_txn_state_scan(ckpt_txn_t *t, ckpt_state_fn fn, void *ctx, sp_err_t *er
 
 /* Number of groups in state as this transaction sees it. */
 uint64_t ckpt_txn_state_count(ckpt_txn_t *t);
+
+/* Delete the offsets, commit and sink records of batches below `before`
+ * (retention: the checkpoint keeps the last ones, as Spark keeps
+ * minBatchesToRetain; the state and the seen-file index are untouched). */
+int ckpt_txn_prune_batches(ckpt_txn_t *t, int64_t before, sp_err_t *err);
 
 /* Write commits[batch_id] and commit the transaction; *t is freed and set
  * to NULL whatever the result. On SP_ERETRY nothing was written. */
