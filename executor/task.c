@@ -1,7 +1,7 @@
 /* executor/task.c -- reads a byte range of a JSON-lines file through a
- * reused buffer, hands each owned line to jscan, filters, and folds rows
- * into an agg_table. Owns the compiled query and the read buffer; never
- * touches sockets. */
+ * reused buffer, has jscan scan each owned line in place (jscan_next finds
+ * the line's end as it scans), filters, and folds rows into an agg_table.
+ * Owns the compiled query and the read buffer; never touches sockets. */
 #include "task.h"
 
 #include <errno.h>
@@ -18,10 +18,21 @@
 struct task_query {
     plan_t *plan;
     jscan_t *scan;
-    char *buf;
+    char *buf;        /* cap bytes for data, then JSCAN_PADDING for jscan_next */
     size_t cap;
     sp_value_t *keys; /* ngroups scratch */
 };
+
+/* The read buffer resized to cap data bytes and its padding (zeroed: jscan
+ * reads the padding, never for meaning). */
+static void task_buf_resize(task_query_t *q, size_t cap)
+{
+    size_t old = q->buf ? q->cap + JSCAN_PADDING : 0;
+    q->buf = sp_xrealloc(q->buf, cap + JSCAN_PADDING);
+    if (cap + JSCAN_PADDING > old)
+        memset(q->buf + old, 0, cap + JSCAN_PADDING - old);
+    q->cap = cap;
+}
 
 int task_query_new(const char *source_name, const char *schema_text, const char *sql,
                    task_query_t **out, sp_err_t *err)
@@ -46,8 +57,7 @@ int task_query_new(const char *source_name, const char *schema_text, const char 
     q->scan = jscan_new(names, types, plan->nslots);
     free(names);
     free(types);
-    q->cap = TASK_CHUNK * 2;
-    q->buf = sp_xmalloc(q->cap);
+    task_buf_resize(q, TASK_CHUNK * 2);
     q->keys = sp_xcalloc(plan->ngroups ? plan->ngroups : 1, sizeof(sp_value_t));
     *out = q;
     return 0;
@@ -100,14 +110,14 @@ typedef struct scan_ctx {
     sp_err_t *err;
 } scan_ctx_t;
 
-/* One owned line at file offset `off`. Returns 0 or SP_EFAILED (failfast). */
-static int scan_line(scan_ctx_t *c, const char *line, size_t len, uint64_t off)
+/* One owned line of len bytes at file offset `off`, scanned (st, row).
+ * Returns 0 or SP_EFAILED (failfast). */
+static int scan_row(scan_ctx_t *c, jscan_status_t st, const jscan_row_t *row, size_t len,
+                    uint64_t off)
 {
     const plan_t *plan = c->q->plan;
     c->stats->lines++;
     c->stats->bytes += len + 1;
-    const jscan_row_t *row;
-    jscan_status_t st = jscan_line(c->q->scan, line, len, &row);
     if (st == JSCAN_BLANK)
         return 0;
     if (st == JSCAN_MALFORMED) {
@@ -160,6 +170,7 @@ int task_scan(task_query_t *q, const char *path, uint64_t start, uint64_t end, i
     bool skip_partial = start > 0;
     bool oversized = false; /* discarding the rest of a too-long line */
     size_t len = 0, off = 0;
+    size_t no_nl = 0; /* bytes at off known to hold no '\n' (a line still arriving) */
     int rc = 0;
     for (;;) {
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed)) {
@@ -189,9 +200,9 @@ int task_scan(task_query_t *q, const char *path, uint64_t start, uint64_t end, i
                 oversized = !skip_partial;
                 base += len;
                 len = 0;
+                no_nl = 0;
             } else {
-                q->cap *= 2;
-                q->buf = sp_xrealloc(q->buf, q->cap);
+                task_buf_resize(q, q->cap * 2);
             }
         }
         ssize_t n = pread(fd, q->buf + len, q->cap - len, (off_t)readpos);
@@ -206,33 +217,45 @@ int task_scan(task_query_t *q, const char *path, uint64_t start, uint64_t end, i
         bool eof = n == 0;
         bool done = false;
         while (off < len) {
-            char *nl = memchr(q->buf + off, '\n', len - off);
-            if (nl == NULL)
-                break;
-            size_t linelen = (size_t)(nl - (q->buf + off));
-            uint64_t lineoff = base + off;
             if (skip_partial || oversized) {
-                skip_partial = oversized = false;
-            } else {
-                if (lineoff >= end) {
-                    done = true;
+                char *nl = memchr(q->buf + off, '\n', len - off);
+                if (nl == NULL)
                     break;
-                }
-                if ((rc = scan_line(&c, q->buf + off, linelen, lineoff)) != 0) {
-                    done = true;
+                skip_partial = oversized = false;
+                off = (size_t)(nl - q->buf) + 1;
+                continue;
+            }
+            uint64_t lineoff = base + off;
+            if (lineoff >= end) {
+                done = true;
+                break;
+            }
+            if (no_nl > 0 && !eof) {
+                /* Still no newline in the new bytes: read on (a long line
+                 * is looked through once, not rescanned per read). */
+                if (memchr(q->buf + off + no_nl, '\n', len - off - no_nl) == NULL) {
+                    no_nl = len - off;
                     break;
                 }
             }
+            const jscan_row_t *row;
+            size_t linelen;
+            jscan_status_t st = jscan_next(q->scan, q->buf + off, len - off, eof, &linelen, &row);
+            if (st == JSCAN_MORE) {
+                no_nl = len - off;
+                break;
+            }
+            no_nl = 0;
+            if ((rc = scan_row(&c, st, row, linelen, lineoff)) != 0) {
+                done = true;
+                break;
+            }
             off += linelen + 1;
         }
-        if (done)
+        if (off > len) /* (the last line had no newline) */
+            off = len;
+        if (done || eof)
             break;
-        if (eof) {
-            /* A last line without a newline (a truncated file included). */
-            if (off < len && !skip_partial && !oversized && base + off < end)
-                rc = scan_line(&c, q->buf + off, len - off, base + off);
-            break;
-        }
         if (base + off >= end && !skip_partial && !oversized)
             break;
     }

@@ -1,9 +1,10 @@
 /* query/jscan.c -- the JSON-lines scanner (contract in jscan.h): validates
  * every byte of a line (structure, number grammar, escapes, UTF-8) while
- * converting only the few top-level keys a query asks for. Owns a padded
- * copy of the current line and the unescape scratch; never recurses on
- * nesting, never allocates per line once warmed up, knows nothing of files,
- * schemas or aggregation. */
+ * converting only the few top-level keys a query asks for. Scans the
+ * caller's padded buffer in place (jscan_next) or a padded copy of a line
+ * (jscan_line); owns the copy, the unescape scratch and the key template;
+ * never recurses on nesting, never allocates per line once warmed up, knows
+ * nothing of files, schemas or aggregation. */
 #include "jscan.h"
 
 #include <locale.h>
@@ -28,20 +29,20 @@
  * heuristics think. */
 #define JS_HOT static inline __attribute__((always_inline))
 
-/* ---- the padded line copy ---------------------------------------------
+/* ---- the padded input -------------------------------------------------
  *
- * Every scan works on a private copy of its input followed by JS_PAD bytes:
- * a NUL at [len], then bytes that are initialised (js_grow zeroes new
- * space) but never decide anything. The NUL is a sentinel no rule of the
- * grammar accepts (not whitespace, not a digit, a control character inside a
- * string), so the hot loops need no bounds checks: they stop at the NUL and
- * the slow path then tells "end of line" from "NUL byte in the line". The
- * padding makes the 8-, 16- and 32-byte loads at any position <= len safe
- * (no load starts past the NUL). The
- * copy also lets the rare strtod fallback NUL-terminate a number in place.
- * Copying a 200-byte line costs a few percent; it is what buys the
- * branch-free inner loops. */
-enum { JS_PAD = 64 };
+ * Every scan reads a line that ends in a sentinel byte followed by padding:
+ * jscan_next works in the caller's buffer, where the line ends at its first
+ * '\n' (the scanner writes one at buf[avail] too, so there always is one);
+ * jscan_line and jscan_valid work on a private copy of their input with a
+ * NUL at [len], where a '\n' is whitespace. No rule of the grammar accepts
+ * the sentinel inside a line (it is a control character inside a string,
+ * not a digit, and '\n' is not whitespace in jscan_next), so the hot loops
+ * need no bounds checks: they stop there and a slow path tells "end of
+ * line" from a stray byte. The padding (JSCAN_PADDING bytes, initialised but
+ * never deciding anything) makes the 8-, 16- and 32-byte loads at any
+ * position up to the sentinel safe. The scanner never writes into a line. */
+enum { JS_PAD = JSCAN_PADDING };
 
 /* p grown to hold need bytes (new space zeroed). */
 __attribute__((noinline)) static uint8_t *js_grow_to(uint8_t *p, size_t *cap, size_t need)
@@ -69,12 +70,13 @@ typedef struct js_col {
     int next_same; /* next column with the same key name, or -1 */
 } js_col_t;
 
-/* A key of the line template: the line's bytes from the key's opening quote
- * to the start of its value ("gt":), and what they mean. */
+/* A key of the line template: the line's bytes from the end of the value
+ * before (or from the object's '{') to the start of the key's value
+ * (,"gt": or {"gt": ), and the column the value feeds. */
 typedef struct js_tmpl {
-    uint8_t pat[32];
+    _Alignas(16) uint8_t pat[32];
     uint32_t mask; /* the pattern's bits of a 32-byte compare */
-    uint8_t n;     /* pattern length, 4..32 */
+    uint8_t n;     /* pattern length, 0..32 (0: an empty first gap that never matches) */
     int32_t col;   /* js_key_find of the key */
 } js_tmpl_t;
 
@@ -108,23 +110,32 @@ struct jscan {
     size_t scratch_cap;
     size_t scratch_used;
     locale_t c_locale;    /* for the strtod fallback; created on first use */
-    js_tmpl_t *tmpl;      /* the key template (see "the key template") */
+    js_tmpl_t tmpl0;      /* the key template (see "the key template"): the first key */
+    js_tmpl_t *tmpl;      /* and the keys after it */
     uint32_t ntmpl;
     js_tmpl_mode_t tmpl_mode; /* JS_TMPL_LEARN (0) to begin with */
     uint32_t tmpl_wait;   /* lines to go before learning again */
     uint32_t tmpl_backoff;
     uint32_t line_keys, line_misses; /* of the current line */
-    const char *line;     /* the caller's current line */
     jscan_row_t row;
 };
 
 /* Per-call parse state: the input bounds and the first error. */
 typedef struct js_parse {
-    const uint8_t *buf;
-    const uint8_t *end; /* buf + len: the sentinel NUL */
+    const uint8_t *buf;      /* the line's first byte */
+    const uint8_t *end;      /* the sentinel: '\n' at buf + avail, or NUL at buf + len */
+    const char *user;        /* the caller's pointer for buf[0] (values borrow from it) */
+    const uint8_t *line_end; /* jscan_next: the line's '\n' once known, or NULL */
+    bool nl_ends;            /* jscan_next: '\n' ends the line; otherwise whitespace */
     const char *err;
     const uint8_t *err_at;
 } js_parse_t;
+
+/* Whether p is the end of the line (p never goes past it). */
+static inline bool js_at_end(const js_parse_t *jp, const uint8_t *p)
+{
+    return p >= jp->end || (jp->nl_ends && *p == '\n');
+}
 
 /* Record the first error (cold, out of line). */
 __attribute__((cold, noinline)) static void js_error(js_parse_t *jp, const uint8_t *at,
@@ -141,7 +152,7 @@ __attribute__((cold, noinline)) static void js_error(js_parse_t *jp, const uint8
 __attribute__((cold, noinline)) static void js_error_at(js_parse_t *jp, const uint8_t *at,
                                                         const char *expected)
 {
-    if (at >= jp->end)
+    if (js_at_end(jp, at))
         js_error(jp, at, "unexpected end of line");
     else if (*at == 0)
         js_error(jp, at, "NUL byte in line");
@@ -169,7 +180,7 @@ __attribute__((cold, noinline, noreturn)) static void js_impossible_length(size_
     abort();
 }
 
-/* Copy [in, in+len) into s->buf with its padding. */
+/* Copy [in, in+len) into s->buf with its padding (jscan_line, jscan_valid). */
 static inline const uint8_t *js_load(jscan_t *s, const char *in, size_t len, js_parse_t *jp)
 {
     if (JS_UNLIKELY(len > SIZE_MAX / 2)) /* keeps len + JS_PAD from wrapping */
@@ -178,8 +189,20 @@ static inline const uint8_t *js_load(jscan_t *s, const char *in, size_t len, js_
     if (len)
         memcpy(s->buf, in, len);
     s->buf[len] = 0; /* the rest of the padding: initialised by js_grow, never read for meaning */
-    *jp = (js_parse_t){.buf = s->buf, .end = s->buf + len};
+    *jp = (js_parse_t){.buf = s->buf, .end = s->buf + len, .user = in};
     return s->buf;
+}
+
+/* The length of the current line. jscan_next learns it only at the end of
+ * a scan; the slow paths that need it before (the unescape scratch, the
+ * strtod fallback) look for the '\n' once per line. */
+static size_t js_line_len(js_parse_t *jp)
+{
+    if (!jp->nl_ends)
+        return (size_t)(jp->end - jp->buf);
+    if (!jp->line_end)
+        jp->line_end = memchr(jp->buf, '\n', (size_t)(jp->end - jp->buf) + 1);
+    return (size_t)(jp->line_end - jp->buf);
 }
 
 static inline uint64_t js_load64(const uint8_t *p)
@@ -198,19 +221,20 @@ static inline uint32_t js_load32(const uint8_t *p)
 
 /* ---- whitespace ------------------------------------------------------- */
 
-__attribute__((noinline)) static const uint8_t *js_ws_slow(const uint8_t *p)
+/* '\n' is whitespace except where it ends the line (jscan_next). */
+__attribute__((noinline)) static const uint8_t *js_ws_slow(const js_parse_t *jp, const uint8_t *p)
 {
-    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+    while (*p == ' ' || *p == '\t' || *p == '\r' || (*p == '\n' && !jp->nl_ends))
         p++;
     return p;
 }
 
 /* Skip JSON whitespace. Compact lines have none: one compare. */
-JS_HOT const uint8_t *js_ws(const uint8_t *p)
+JS_HOT const uint8_t *js_ws(const js_parse_t *jp, const uint8_t *p)
 {
     if (JS_LIKELY(*p > ' '))
         return p;
-    return js_ws_slow(p);
+    return js_ws_slow(jp, p);
 }
 
 /* ---- strings ----------------------------------------------------------
@@ -223,9 +247,8 @@ JS_HOT const uint8_t *js_ws(const uint8_t *p)
  *
  * The first 16 bytes are tested inline: most keys and values end there.
  * Longer strings continue out of line, 32 bytes a step with AVX2 when the
- * CPU has it (chosen once, at load time; SPATE_JSCAN_ISA=sse2 in the
- * environment forces the baseline loop, for tests), 16 with SSE2 otherwise.
- * On text-heavy data (strings of a few hundred bytes) AVX2 gains ~5%. */
+ * CPU has it (see "instruction sets"), 16 with SSE2 otherwise. On
+ * text-heavy data (strings of a few hundred bytes) AVX2 gains ~5%. */
 
 #if defined(__SSE2__)
 static const uint8_t *js_str_stop_sse2(const uint8_t *p)
@@ -265,16 +288,6 @@ __attribute__((target("avx2"))) static const uint8_t *js_str_stop_avx2(const uin
 
 /* Set once before main by js_isa_init, read-only afterwards. */
 static const uint8_t *(*js_str_stop_long)(const uint8_t *p) = js_str_stop_sse2;
-
-__attribute__((constructor)) static void js_isa_init(void)
-{
-#if defined(JS_AVX2)
-    const char *isa = getenv("SPATE_JSCAN_ISA");
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && !(isa && strcmp(isa, "sse2") == 0))
-        js_str_stop_long = js_str_stop_avx2;
-#endif
-}
 
 JS_HOT const uint8_t *js_str_stop(const uint8_t *p)
 {
@@ -427,7 +440,7 @@ __attribute__((noinline)) static const uint8_t *js_str_slow(js_parse_t *jp, cons
             }
             q += n;
         } else if (c < 0x20) {
-            if (q >= jp->end)
+            if (js_at_end(jp, q))
                 return js_fail(jp, q, "unterminated string");
             return js_fail(jp, q, c ? "control character in string" : "NUL byte in line");
         } else {
@@ -456,9 +469,9 @@ JS_HOT const uint8_t *js_str_skip(js_parse_t *jp, const uint8_t *p)
 /* Make room for every unescaped string of the current line: they come from
  * disjoint parts of it and never grow, so len bytes suffice and the scratch
  * never moves while a line is scanned (earlier values stay valid). */
-static void js_scratch_ready(jscan_t *s, const js_parse_t *jp)
+static void js_scratch_ready(jscan_t *s, js_parse_t *jp)
 {
-    s->scratch = js_grow(s->scratch, &s->scratch_cap, (size_t)(jp->end - jp->buf) + JS_PAD);
+    s->scratch = js_grow(s->scratch, &s->scratch_cap, js_line_len(jp) + JS_PAD);
 }
 
 /* Read the string at p (opening quote). Plain strings borrow from the
@@ -501,14 +514,21 @@ typedef struct js_num {
     bool neg, exp_neg;
 } js_num_t;
 
-/* Number of ASCII digits starting at p (the sentinel bounds it). */
+/* The digits among 16 bytes as a bit mask: b - '0' + 0x80 is below
+ * 0x80 + 10 (as a signed byte) only for '0'..'9'. */
 #if defined(__SSE2__)
+JS_HOT unsigned js_digit_mask16(const uint8_t *p)
+{
+    __m128i t = _mm_add_epi8(_mm_loadu_si128((const __m128i *)(const void *)p),
+                             _mm_set1_epi8((char)(0x80 - '0')));
+    return (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(t, _mm_set1_epi8((char)(0x80 + 10))));
+}
+
+/* Number of ASCII digits starting at p (the sentinel bounds it). */
 JS_HOT size_t js_digits(const uint8_t *p)
 {
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
     for (size_t n = 0;; n += 16) {
-        __m128i t = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + n)), zero);
-        unsigned digit = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, nine), t));
+        unsigned digit = js_digit_mask16(p + n);
         if (digit != 0xFFFF)
             return n + (size_t)__builtin_ctz(~digit);
     }
@@ -529,12 +549,7 @@ JS_HOT size_t js_digits(const uint8_t *p)
 #if defined(__SSE2__)
 JS_HOT uint64_t js_nondigits32(const uint8_t *p)
 {
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
-    __m128i a = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), zero);
-    __m128i b = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)), zero);
-    uint32_t ma = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(a, nine), a));
-    uint32_t mb = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(b, nine), b));
-    return ~(uint64_t)(ma | mb << 16);
+    return ~(uint64_t)(js_digit_mask16(p) | js_digit_mask16(p + 16) << 16);
 }
 #else
 JS_HOT uint64_t js_nondigits32(const uint8_t *p)
@@ -598,6 +613,37 @@ JS_HOT const uint8_t *js_num_span(js_parse_t *jp, const uint8_t *p, js_num_t *n)
     return q;
 }
 
+/* The general path of js_num_skip, out of line. */
+__attribute__((noinline)) static const uint8_t *js_num_skip_slow(js_parse_t *jp, const uint8_t *p)
+{
+    js_num_t n;
+    return js_num_span(jp, p, &n);
+}
+
+/* Validate the number at p and return its end, converting nothing. The
+ * shape of nearly every number, -?digits(.digits)? within 32 bytes, is
+ * checked from the one digit mask, without waiting on the bytes one by one:
+ * the first non-digit after the integer part and, when that is a '.', the
+ * next one. Anything else (an exponent, a long number, an error) takes
+ * js_num_span, which also names the error. */
+JS_HOT const uint8_t *js_num_skip(js_parse_t *jp, const uint8_t *p)
+{
+    uint64_t nd = js_nondigits32(p);
+    size_t neg = *p == '-';
+    uint64_t f = nd >> neg;                     /* bit i: p[neg + i] is no digit */
+    size_t a = (size_t)__builtin_ctzll(f);      /* integer digits (f has bits 31..62 set) */
+    size_t e = neg + a;                         /* the end so far */
+    bool bad = a == 0 || (p[neg] == '0' && a > 1);
+    if (p[e] == '.') {
+        size_t b = (size_t)__builtin_ctzll(f & (f - 1)); /* the non-digit after the '.' */
+        bad |= b == a + 1;                      /* no fraction digit */
+        e = neg + b;
+    }
+    if (JS_UNLIKELY(bad || e >= 32 || (p[e] | 0x20) == 'e'))
+        return js_num_skip_slow(jp, p);
+    return p + e;
+}
+
 /* Eight ASCII digits, first digit in the low byte, to their value (SWAR:
  * pairs, then quads, then the eight). */
 static inline uint32_t js_swar8(uint64_t v)
@@ -648,9 +694,11 @@ static const double js_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* The number [start, end) by strtod in the C locale, NUL-terminated in
- * place (the input is our own padded copy; the byte is restored). */
-__attribute__((noinline)) static double js_strtod(jscan_t *s, const uint8_t *start, uint8_t *end)
+/* The number [start, end) by strtod in the C locale, from a NUL-terminated
+ * copy in the scratch (past the strings kept there: the number is a part
+ * of the line disjoint from theirs, so the line's length still suffices). */
+__attribute__((noinline)) static double js_strtod(jscan_t *s, js_parse_t *jp,
+                                                  const uint8_t *start, const uint8_t *end)
 {
     if (!s->c_locale) {
         s->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
@@ -659,18 +707,19 @@ __attribute__((noinline)) static double js_strtod(jscan_t *s, const uint8_t *sta
             abort();
         }
     }
-    uint8_t saved = *end;
-    *end = 0;
-    double d = strtod_l((const char *)start, NULL, s->c_locale);
-    *end = saved;
-    return d;
+    js_scratch_ready(s, jp);
+    char *copy = (char *)s->scratch + s->scratch_used;
+    memcpy(copy, start, (size_t)(end - start));
+    copy[end - start] = 0;
+    return strtod_l(copy, NULL, s->c_locale);
 }
 
 /* The number [start, end) as the nearest double. Clinger's fast path when
  * the digits (at most 19, leading zeros included) make an integer exact in
  * a double (<= 2^53) and the power of ten is exact too (|e| <= 22): one
  * correctly rounded multiply or divide. strtod otherwise. */
-JS_HOT double js_num_double(jscan_t *s, const js_num_t *n, const uint8_t *start, uint8_t *end)
+JS_HOT double js_num_double(jscan_t *s, js_parse_t *jp, const js_num_t *n, const uint8_t *start,
+                            const uint8_t *end)
 {
     if (JS_LIKELY(n->ni + n->nf <= 19 && n->ne <= 9)) {
         uint64_t w = js_acc_digits(js_acc_digits(0, n->ip, n->ni), n->fp, n->nf);
@@ -684,7 +733,7 @@ JS_HOT double js_num_double(jscan_t *s, const js_num_t *n, const uint8_t *start,
             return n->neg ? -d : d;
         }
     }
-    return js_strtod(s, start, end);
+    return js_strtod(s, jp, start, end);
 }
 
 /* ---- literals, nesting, any value ------------------------------------- */
@@ -710,28 +759,39 @@ static const uint8_t *js_skip_nested(js_parse_t *jp, const uint8_t *p, unsigned 
 /* Skip any scalar at p (a string, number or literal). */
 JS_HOT const uint8_t *js_skip_scalar(js_parse_t *jp, const uint8_t *p)
 {
-    js_num_t n;
     if (*p == '"')
         return js_str_skip(jp, p);
     if (*p == '-' || (*p >= '0' && *p <= '9'))
-        return js_num_span(jp, p, &n);
+        return js_num_skip(jp, p);
     if (*p == 't' || *p == 'f' || *p == 'n')
         return js_literal(jp, p);
     return js_fail_at(jp, p, "unexpected character (expected a JSON value)");
 }
 
-/* Skip any value at p (no whitespace before it), found at nesting level
- * `depth` (the number of containers around it). */
+static const uint8_t *js_skip_other(js_parse_t *jp, const uint8_t *p, unsigned depth);
+
+/* Skip any value at p, found at nesting level `depth` (the number of
+ * containers around it). Whitespace before it is skipped too (where a
+ * template key matched with less whitespace than this line has). */
 JS_HOT const uint8_t *js_skip_value(js_parse_t *jp, const uint8_t *p, unsigned depth)
 {
-    js_num_t n;
     if (*p == '"')
         return js_str_skip(jp, p);
     if (*p == '-' || (*p >= '0' && *p <= '9'))
-        return js_num_span(jp, p, &n);
+        return js_num_skip(jp, p);
     if (*p == '{' || *p == '[')
         return js_skip_nested(jp, p, depth);
-    return js_skip_scalar(jp, p);
+    return js_skip_other(jp, p, depth);
+}
+
+/* The rare rest of js_skip_value: whitespace, literals, errors. */
+__attribute__((noinline)) static const uint8_t *js_skip_other(js_parse_t *jp, const uint8_t *p,
+                                                               unsigned depth)
+{
+    const uint8_t *q = js_ws(jp, p);
+    if (q != p && !js_at_end(jp, q))
+        return js_skip_value(jp, q, depth);
+    return js_skip_scalar(jp, q);
 }
 
 /* Skip the object or array at p, validating all of it, without recursion:
@@ -754,7 +814,7 @@ open: /* *p is '{' or '[' */
     else
         kinds[d / 64] &= ~(1ULL << (d % 64));
     d++;
-    p = js_ws(p + 1);
+    p = js_ws(jp, p + 1);
     if (*p == (obj ? '}' : ']'))
         goto close;
     if (!obj)
@@ -764,20 +824,20 @@ key:
         return js_fail_at(jp, p, "expected a string key");
     if (!(p = js_str_skip(jp, p)))
         return NULL;
-    p = js_ws(p);
+    p = js_ws(jp, p);
     if (*p != ':')
         return js_fail_at(jp, p, "expected ':' after key");
-    p = js_ws(p + 1);
+    p = js_ws(jp, p + 1);
 value:
     if (*p == '{' || *p == '[')
         goto open;
     if (!(p = js_skip_scalar(jp, p)))
         return NULL;
 after: /* a value ended inside container d - 1 */
-    p = js_ws(p);
+    p = js_ws(jp, p);
     obj = kinds[(d - 1) / 64] >> ((d - 1) % 64) & 1;
     if (*p == ',') {
-        p = js_ws(p + 1);
+        p = js_ws(jp, p + 1);
         if (obj)
             goto key;
         goto value;
@@ -843,10 +903,11 @@ JS_HOT const uint8_t *js_tok_read(jscan_t *s, js_parse_t *jp, const uint8_t *p, 
     return q;
 }
 
-/* A pointer into our copy of the line, as a pointer into the caller's. */
-static inline const char *js_borrow(const jscan_t *s, const js_parse_t *jp, const uint8_t *p)
+/* A pointer into the scanned bytes, as a pointer into the caller's (the
+ * same in jscan_next, which scans in place). */
+static inline const char *js_borrow(const js_parse_t *jp, const uint8_t *p)
 {
-    return s->line + (p - jp->buf);
+    return jp->user + (p - jp->buf);
 }
 
 /* A STRING value; false (a type error) past the 4 GiB sp_value_t holds. */
@@ -864,7 +925,7 @@ static inline bool js_str_eq(const js_tok_t *t, const char *lit, size_t n)
 }
 
 /* Convert t to `type` in *v; false is a type error. */
-static inline bool js_convert(jscan_t *s, const js_parse_t *jp, const js_tok_t *t, sp_type_t type,
+static inline bool js_convert(jscan_t *s, js_parse_t *jp, const js_tok_t *t, sp_type_t type,
                               sp_value_t *v)
 {
     if (t->kind == JSCAN_KIND_NULL) {
@@ -874,17 +935,17 @@ static inline bool js_convert(jscan_t *s, const js_parse_t *jp, const js_tok_t *
     switch (type) {
     case SP_TYPE_STRING:
         if (t->kind == JSCAN_KIND_STRING) {
-            const char *str = t->str_scratch ? (const char *)t->str : js_borrow(s, jp, t->str);
+            const char *str = t->str_scratch ? (const char *)t->str : js_borrow(jp, t->str);
             return js_set_string(v, str, t->slen);
         }
-        return js_set_string(v, js_borrow(s, jp, t->start), (size_t)(t->end - t->start));
+        return js_set_string(v, js_borrow(jp, t->start), (size_t)(t->end - t->start));
     case SP_TYPE_BIGINT:
         v->type = SP_TYPE_BIGINT;
         return t->kind == JSCAN_KIND_INT && js_num_int64(&t->num, &v->u.i);
     case SP_TYPE_DOUBLE:
         v->type = SP_TYPE_DOUBLE;
         if (t->kind == JSCAN_KIND_INT || t->kind == JSCAN_KIND_FLOAT) {
-            v->u.d = js_num_double(s, &t->num, t->start, (uint8_t *)(uintptr_t)t->end);
+            v->u.d = js_num_double(s, jp, &t->num, t->start, t->end);
             return true;
         }
         if (t->kind == JSCAN_KIND_STRING) {
@@ -985,6 +1046,7 @@ __attribute__((noinline)) static const uint8_t *js_value_any(jscan_t *s, js_pars
                                                               uint32_t ordinal)
 {
     js_tok_t t = {.kind = JSCAN_KIND_NULL};
+    p = js_ws(jp, p); /* (after a template key with less whitespace than this line) */
     if (!(p = js_tok_read(s, jp, p, true, &t)))
         return NULL;
     for (; c >= 0; c = s->cols[c].next_same)
@@ -1008,7 +1070,7 @@ JS_HOT const uint8_t *js_value(jscan_t *s, js_parse_t *jp, const uint8_t *p, int
         bool scratch;
         if (!(p = js_str_read(s, jp, p, true, &str, &len, &scratch)))
             return NULL;
-        js_settle(s, c, js_set_string(v, scratch ? (const char *)str : js_borrow(s, jp, str), len),
+        js_settle(s, c, js_set_string(v, scratch ? (const char *)str : js_borrow(jp, str), len),
                   ordinal);
         return p;
     }
@@ -1024,7 +1086,7 @@ JS_HOT const uint8_t *js_value(jscan_t *s, js_parse_t *jp, const uint8_t *p, int
             ok = js_num_int64(&n, &v->u.i);
         } else {
             v->type = SP_TYPE_DOUBLE;
-            v->u.d = js_num_double(s, &n, p, (uint8_t *)(uintptr_t)q);
+            v->u.d = js_num_double(s, jp, &n, p, q);
         }
         js_settle(s, c, ok, ordinal);
         return q;
@@ -1038,68 +1100,101 @@ JS_HOT const uint8_t *js_value(jscan_t *s, js_parse_t *jp, const uint8_t *p, int
  * before: finding where a key ends takes a load, compares, a movemask and a
  * count of trailing zeros (some 15 cycles) before the value can start. But
  * the lines of a file almost always repeat their keys in the same order. So
- * the scanner remembers, for the keys of a line, the exact bytes from the
- * opening quote to the start of the value ("gt": or "gt" : ) and the column
- * each one feeds. At the next line it compares the bytes at the cursor with
- * the expected pattern (one 16- or 32-byte compare that does not depend on
- * where the key ends) and on a match jumps straight to the value. Equal
- * bytes are the same, already validated, key: nothing is trusted that was
- * not checked. A mismatch takes the general path for that key and resyncs
- * on a later template key (so an optional key costs one miss). When more
- * than a quarter of the keys of a line miss, the template is dropped and
- * learnt again from a later line, waiting twice as long after each
- * failure, so data without a stable key order costs almost nothing extra. */
+ * the scanner remembers, for each key of a line, the exact bytes from the
+ * end of the value before it to the start of its own value (,"gt": or
+ * , "gt" : ) and the column it feeds. At the next line it compares the
+ * bytes after each value with the expected gap (one 32-byte compare that
+ * does not depend on where the key ends) and on a match jumps straight to
+ * the next value: separator, key and colon in one step. Equal bytes are the
+ * same, already validated, separator and key: nothing is trusted that was
+ * not checked. The first key's gap starts at the object's '{' and is kept
+ * apart (tmpl0), so a gap is only ever compared where one like it was seen
+ * (a '{' gap after a value would accept a missing comma). A mismatch takes
+ * the general path for that key and resyncs on a later template key (so an
+ * optional key costs one miss). When more than a quarter of the keys of a
+ * line miss, the template is dropped and learnt again from a later line,
+ * waiting twice as long after each failure, so data without a stable key
+ * order costs almost nothing extra. */
 
-/* Whether the bytes at p are t's pattern. The compare reads up to 32 bytes
+/* Whether the bytes at p are t's pattern. The compare reads 32 bytes
  * whatever the pattern's length, past the end of the line if need be (the
- * padding allows it); a pattern never holds a NUL (no valid key, colon or
- * whitespace does), so it cannot match across the line's sentinel. */
+ * padding allows it); a pattern never holds the line's sentinel ('\n' is
+ * refused, and no gap holds a NUL), so it cannot match across it. */
 JS_HOT bool js_tmpl_hit(const js_tmpl_t *t, const uint8_t *p)
 {
 #if defined(__SSE2__)
     __m128i lo = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p),
-                                _mm_loadu_si128((const __m128i *)(const void *)t->pat));
-    uint32_t m = (uint32_t)_mm_movemask_epi8(lo);
-    if (t->n > 16) {
-        __m128i hi = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
-                                    _mm_loadu_si128((const __m128i *)(const void *)(t->pat + 16)));
-        m |= (uint32_t)_mm_movemask_epi8(hi) << 16;
-    }
+                                _mm_load_si128((const __m128i *)(const void *)t->pat));
+    __m128i hi = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
+                                _mm_load_si128((const __m128i *)(const void *)(t->pat + 16)));
+    uint32_t m = (uint32_t)_mm_movemask_epi8(lo) | (uint32_t)_mm_movemask_epi8(hi) << 16;
     return (m & t->mask) == t->mask;
 #else
-    return memcmp(p, t->pat, t->n) == 0;
+    return t->mask != 0 && memcmp(p, t->pat, t->n ? t->n : 1) == 0;
 #endif
 }
 
-/* Insert the key [k0, v) with column c at position i of the template. */
-static void js_tmpl_insert(jscan_t *s, uint32_t i, const uint8_t *k0, const uint8_t *v, int c)
+/* Set *t to the gap [g0, v) with column c; false when the gap cannot be a
+ * pattern (longer than 32 bytes, or a '\n' in it: jscan_line's whitespace,
+ * jscan_next's line end). */
+static bool js_tmpl_set(js_tmpl_t *t, const uint8_t *g0, const uint8_t *v, int c)
 {
-    size_t n = (size_t)(v - k0);
-    if (s->ntmpl == JS_TMPL_MAX || n > sizeof s->tmpl->pat)
-        return;
-    memmove(&s->tmpl[i + 1], &s->tmpl[i], (s->ntmpl - i) * sizeof *s->tmpl);
-    s->ntmpl++;
-    js_tmpl_t *t = &s->tmpl[i];
+    size_t n = (size_t)(v - g0);
+    if (n > sizeof t->pat || memchr(g0, '\n', n))
+        return false;
     memset(t->pat, 0, sizeof t->pat);
-    memcpy(t->pat, k0, n);
+    memcpy(t->pat, g0, n);
     t->n = (uint8_t)n;
     t->mask = n == 32 ? UINT32_MAX : (1u << n) - 1;
     t->col = c;
+    return true;
 }
 
-/* A key read the general way: [k0, v) from its opening quote to its value,
- * column c; ti is the template position. When learning, append the key.
- * When using the template, return the position after the template key
- * equal to it among the next few (keys were missing), or insert it at ti
- * (a key the template lacks): an optional key costs one miss, and only on
- * lines that deviate. The look-ahead is bounded so that very wide lines
- * (more keys than the template holds) cost a bounded amount per miss. */
-__attribute__((noinline)) static uint32_t js_tmpl_miss(jscan_t *s, const uint8_t *k0,
-                                                        const uint8_t *v, int c, uint32_t ti)
+/* The first gap when it cannot be a pattern: one that never matches (its
+ * NUL against the '{' at the object's start). */
+static void js_tmpl_set_never(js_tmpl_t *t)
 {
-    size_t n = (size_t)(v - k0);
+    memset(t, 0, sizeof *t);
+    t->mask = 1;
+    t->col = -1;
+}
+
+/* The first key of a line read the general way: gap [g0, v), column c.
+ * Learning, it becomes the first gap; using the template, it replaces a
+ * first gap that did not match (a miss). */
+static void js_tmpl_first(jscan_t *s, const uint8_t *g0, const uint8_t *v, int c)
+{
+    if (s->tmpl_mode == JS_TMPL_WAIT)
+        return;
+    if (s->tmpl_mode == JS_TMPL_USE)
+        s->line_misses++;
+    if (!js_tmpl_set(&s->tmpl0, g0, v, c))
+        js_tmpl_set_never(&s->tmpl0);
+}
+
+/* Insert the gap [g0, v) with column c at position i of the later keys. */
+static void js_tmpl_insert(jscan_t *s, uint32_t i, const uint8_t *g0, const uint8_t *v, int c)
+{
+    js_tmpl_t t;
+    if (s->ntmpl == JS_TMPL_MAX || !js_tmpl_set(&t, g0, v, c))
+        return;
+    memmove(&s->tmpl[i + 1], &s->tmpl[i], (s->ntmpl - i) * sizeof *s->tmpl);
+    s->tmpl[i] = t;
+    s->ntmpl++;
+}
+
+/* A later key read the general way: gap [g0, v), column c; ti is the
+ * template position. When learning, append the key. When using the
+ * template, return the position after the template key equal to it among
+ * the next few (keys were missing), or insert it at ti (a key the template
+ * lacks): an optional key costs one miss, and only on lines that deviate.
+ * The look-ahead is bounded so that very wide lines (more keys than the
+ * template holds) cost a bounded amount per miss. */
+static uint32_t js_tmpl_miss(jscan_t *s, const uint8_t *g0, const uint8_t *v, int c, uint32_t ti)
+{
+    size_t n = (size_t)(v - g0);
     if (s->tmpl_mode == JS_TMPL_LEARN) {
-        js_tmpl_insert(s, s->ntmpl, k0, v, c);
+        js_tmpl_insert(s, s->ntmpl, g0, v, c);
         return ti;
     }
     if (s->tmpl_mode != JS_TMPL_USE)
@@ -1107,19 +1202,18 @@ __attribute__((noinline)) static uint32_t js_tmpl_miss(jscan_t *s, const uint8_t
     s->line_misses++;
     for (uint32_t j = ti; j < s->ntmpl && j < ti + JS_TMPL_LOOKAHEAD; j++) {
         const js_tmpl_t *t = &s->tmpl[j];
-        if (t->n == n && memcmp(t->pat, k0, n) == 0)
+        if (t->n == n && memcmp(t->pat, g0, n) == 0)
             return j + 1;
     }
     uint32_t before = s->ntmpl;
-    js_tmpl_insert(s, ti, k0, v, c);
+    js_tmpl_insert(s, ti, g0, v, c);
     return ti + (s->ntmpl - before);
 }
 
-/* Before an object line. */
-static inline void js_tmpl_start(jscan_t *s)
+/* Before an object line (the template's bookkeeping; rare changes out of
+ * line). */
+__attribute__((noinline)) static void js_tmpl_start_slow(jscan_t *s)
 {
-    s->line_keys = 0;
-    s->line_misses = 0;
     if (s->tmpl_mode == JS_TMPL_WAIT && s->tmpl_wait > 0)
         s->tmpl_wait--;
     else if (s->tmpl_mode == JS_TMPL_WAIT)
@@ -1127,21 +1221,31 @@ static inline void js_tmpl_start(jscan_t *s)
     if (s->tmpl_mode == JS_TMPL_LEARN) {
         if (!s->tmpl)
             s->tmpl = sp_xmalloc(JS_TMPL_MAX * sizeof *s->tmpl);
-        s->ntmpl = 0; /* (also what a learning line that failed left) */
+        js_tmpl_set_never(&s->tmpl0); /* (also what a learning line that failed left) */
+        s->ntmpl = 0;
     }
+}
+
+static inline void js_tmpl_start(jscan_t *s)
+{
+    s->line_keys = 0;
+    s->line_misses = 0;
+    if (JS_UNLIKELY(s->tmpl_mode != JS_TMPL_USE))
+        js_tmpl_start_slow(s);
 }
 
 /* After a valid object line: use what was learnt, or drop a template that
  * missed more than a quarter of the keys and wait twice as long as last
  * time before learning anew. */
-static void js_tmpl_update(jscan_t *s)
+__attribute__((noinline)) static void js_tmpl_update_slow(jscan_t *s)
 {
     if (s->tmpl_mode == JS_TMPL_LEARN) {
-        s->tmpl_mode = s->ntmpl ? JS_TMPL_USE : JS_TMPL_LEARN;
+        s->tmpl_mode = s->line_keys ? JS_TMPL_USE : JS_TMPL_LEARN;
     } else if (s->tmpl_mode == JS_TMPL_USE) {
         if (4 * s->line_misses > s->line_keys) {
             s->tmpl_mode = JS_TMPL_WAIT;
             s->ntmpl = 0;
+            js_tmpl_set_never(&s->tmpl0);
             s->tmpl_wait = 1u << s->tmpl_backoff;
             if (s->tmpl_backoff < JS_TMPL_BACKOFF_MAX)
                 s->tmpl_backoff++;
@@ -1151,78 +1255,207 @@ static void js_tmpl_update(jscan_t *s)
     }
 }
 
+static inline void js_tmpl_update(jscan_t *s)
+{
+    if (JS_LIKELY(s->tmpl_mode == JS_TMPL_USE && s->line_misses == 0))
+        s->tmpl_backoff = 0;
+    else
+        js_tmpl_update_slow(s);
+}
+
 /* ---- the members of an object ----------------------------------------- */
 
-/* Scan the members of the object at p ('{'), filling the values; returns
- * the byte after its '}'. Compact JSON has no whitespace, so each step
- * first tests for the byte it expects and only on a mismatch skips
- * whitespace and tests again. */
-static const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
+enum { JS_OBJ_END = -2 }; /* js_member_slow found the object's '}' */
+
+/* The general path for the member whose gap starts at p (the object's '{'
+ * for the first member, else the end of the value before): the separator
+ * or the '}' that ends the object, the key, the ':', and the template's
+ * bookkeeping. Returns the value's first byte with *c the key's column (-1:
+ * not wanted) and *ti the template position after the key; or the byte
+ * after the '}' with *c = JS_OBJ_END; or NULL. */
+__attribute__((noinline)) static const uint8_t *js_member_slow(jscan_t *s, js_parse_t *jp,
+                                                                const uint8_t *p,
+                                                                uint32_t ordinal, int *c,
+                                                                uint32_t *ti)
 {
-    const js_tmpl_t *t = s->tmpl; /* the template key expected next */
-    const js_tmpl_t *tend = t + (s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0);
-    uint32_t ordinal = 0;
-    p++;
-    if (JS_UNLIKELY(*p != '"')) {
-        p = js_ws(p);
-        if (*p == '}')
-            return p + 1;
+    const uint8_t *g0 = p, *key;
+    size_t klen;
+    p = js_ws(jp, ordinal == 0 ? p + 1 : p);
+    if (*p == '}') {
+        *c = JS_OBJ_END;
+        return p + 1;
     }
-    for (;; ordinal++) {
-        int c;
+    if (ordinal > 0) {
+        if (*p != ',')
+            return js_fail_at(jp, p, "expected ',' or '}' in object");
+        p = js_ws(jp, p + 1);
+    }
+    if (!(p = js_key_read(s, jp, p, &key, &klen)))
+        return NULL;
+    *c = js_key_find(s, key, klen);
+    p = js_ws(jp, p);
+    if (*p != ':')
+        return js_fail_at(jp, p, "expected ':' after key");
+    p = js_ws(jp, p + 1);
+    if (ordinal == 0)
+        js_tmpl_first(s, g0, p, *c);
+    else if (s->tmpl_mode != JS_TMPL_WAIT)
+        *ti = js_tmpl_miss(s, g0, p, *c, *ti);
+    return p;
+}
+
+/* Scan the members of the object at p ('{'), filling the values; returns
+ * the byte after its '}'. Each member is a template hit (gap and key in
+ * one compare) or the general path; then its value, skipped or converted. */
+JS_HOT const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
+{
+    bool use = s->tmpl_mode == JS_TMPL_USE;
+    const js_tmpl_t *t = s->tmpl;                 /* the template key expected next */
+    const js_tmpl_t *tend = t + (use ? s->ntmpl : 0);
+    uint32_t ordinal = 0, ti = 0;
+    int c;
+    if (JS_LIKELY(use) && js_tmpl_hit(&s->tmpl0, p)) {
+        c = s->tmpl0.col;
+        p += s->tmpl0.n;
+    } else {
+        p = js_member_slow(s, jp, p, 0, &c, &ti);
+        if (!p || c == JS_OBJ_END)
+            return p;
+    }
+    for (;;) {
+        if (JS_LIKELY(c < 0))
+            p = js_skip_value(jp, p, 1);
+        else
+            p = js_value(s, jp, p, c, ordinal);
+        if (JS_UNLIKELY(!p))
+            return NULL;
+        ordinal++;
         if (JS_LIKELY(t < tend) && js_tmpl_hit(t, p)) {
             c = t->col;
             p += t->n;
             t++;
-            if (JS_UNLIKELY(*p <= ' ')) /* more whitespace than the template had */
-                p = js_ws(p);
         } else {
-            const uint8_t *k0 = p, *key;
-            size_t klen;
-            if (!(p = js_key_read(s, jp, p, &key, &klen)))
+            ti = (uint32_t)(t - s->tmpl);
+            p = js_member_slow(s, jp, p, ordinal, &c, &ti);
+            if (!p)
                 return NULL;
-            c = js_key_find(s, key, klen);
-            if (JS_UNLIKELY(*p != ':')) {
-                p = js_ws(p);
-                if (*p != ':')
-                    return js_fail_at(jp, p, "expected ':' after key");
+            if (c == JS_OBJ_END) {
+                s->line_keys = ordinal;
+                return p;
             }
-            p = js_ws(p + 1);
-            if (s->tmpl_mode != JS_TMPL_WAIT) {
-                t = s->tmpl + js_tmpl_miss(s, k0, p, c, (uint32_t)(t - s->tmpl));
-                tend = s->tmpl + (s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0);
-            }
+            t = s->tmpl + ti;
+            tend = s->tmpl + (s->tmpl_mode == JS_TMPL_USE ? s->ntmpl : 0);
         }
-        if (JS_LIKELY(c < 0)) {
-            p = js_skip_value(jp, p, 1);
-        } else {
-            p = js_value(s, jp, p, c, ordinal);
-        }
-        if (JS_UNLIKELY(!p))
-            return NULL;
-        if (JS_UNLIKELY(*p != ',')) {
-            p = js_ws(p);
-            if (*p == '}') {
-                s->line_keys = ordinal + 1;
-                return p + 1;
-            }
-            if (*p != ',')
-                return js_fail_at(jp, p, "expected ',' or '}' in object");
-        }
-        p++;
-        if (JS_UNLIKELY(*p != '"'))
-            p = js_ws(p);
     }
 }
 
-/* The object at p ('{') of a line, and the template's bookkeeping. */
-static const uint8_t *js_object(jscan_t *s, js_parse_t *jp, const uint8_t *p)
+/* The status of a line that is not blank and does not start with '{'. */
+__attribute__((noinline)) static void js_not_object(js_parse_t *jp, const uint8_t *p)
 {
+    const uint8_t *q = js_skip_value(jp, p, 0);
+    if (q && js_at_end(jp, js_ws(jp, q)))
+        js_fail(jp, p, "not a JSON object");
+    else if (q)
+        js_fail_at(jp, js_ws(jp, q), "trailing characters after the value");
+}
+
+/* Scan the line at jp->buf, either kind of input: the status, the row,
+ * and for ROW and BLANK jp->line_end. */
+JS_HOT jscan_status_t js_scan(jscan_t *s, js_parse_t *jp)
+{
+    jscan_row_t *r = &s->row;
+    for (size_t c = 0; c < s->ncols; c++)
+        s->values[c].type = SP_TYPE_NULL;
+    s->scratch_used = 0;
+    if (JS_UNLIKELY(s->nerrs)) {
+        memset(s->err_seq, 0, s->ncols * sizeof *s->err_seq);
+        s->nerrs = 0;
+    }
+    r->ntype_errors = 0;
+    r->first_type_error = -1;
+    r->error = NULL;
+    r->error_offset = 0;
+
+    const uint8_t *p = jp->buf;
+    if (JS_UNLIKELY(*p != '{')) {
+        p = js_ws(jp, p);
+        if (js_at_end(jp, p)) {
+            jp->line_end = p;
+            return JSCAN_BLANK;
+        }
+        if (*p != '{') {
+            js_not_object(jp, p);
+            goto malformed;
+        }
+    }
     js_tmpl_start(s);
     p = js_members(s, jp, p);
-    if (p)
-        js_tmpl_update(s);
-    return p;
+    if (JS_UNLIKELY(!p))
+        goto malformed;
+    js_tmpl_update(s);
+    if (JS_UNLIKELY(jp->nl_ends ? *p != '\n' : p != jp->end)) {
+        p = js_ws(jp, p);
+        if (!js_at_end(jp, p)) {
+            js_fail_at(jp, p, "trailing characters after the object");
+            goto malformed;
+        }
+    }
+    jp->line_end = p;
+    if (JS_UNLIKELY(s->nerrs)) {
+        uint32_t best = UINT32_MAX;
+        for (size_t c = 0; c < s->ncols; c++) {
+            if (s->err_seq[c] && s->err_seq[c] < best) {
+                best = s->err_seq[c];
+                r->first_type_error = (int)c;
+            }
+        }
+        r->ntype_errors = s->nerrs;
+    }
+    return JSCAN_ROW;
+
+malformed:
+    for (size_t c = 0; c < s->ncols; c++)
+        s->values[c] = SP_VALUE_NULL;
+    r->error = jp->err;
+    r->error_offset = (size_t)(jp->err_at - jp->buf);
+    return JSCAN_MALFORMED;
+}
+
+/* ---- instruction sets --------------------------------------------------
+ *
+ * js_scan and everything it inlines is compiled twice: for the baseline
+ * (SSE2 on x86-64) and for AVX2 machines, where the same code gains the VEX
+ * encodings and BMI's shifts and bit scans. One of them is chosen once,
+ * before main, as is the loop for long strings. SPATE_JSCAN_ISA=sse2 in the
+ * environment forces the baseline (for tests). */
+
+static jscan_status_t js_scan_base(jscan_t *s, js_parse_t *jp)
+{
+    return js_scan(s, jp);
+}
+
+#if defined(JS_AVX2)
+__attribute__((target("avx2,bmi,bmi2"))) static jscan_status_t js_scan_avx2(jscan_t *s,
+                                                                          js_parse_t *jp)
+{
+    return js_scan(s, jp);
+}
+#endif
+
+/* Set once before main by js_isa_init, read-only afterwards. */
+static jscan_status_t (*js_scan_isa)(jscan_t *s, js_parse_t *jp) = js_scan_base;
+
+__attribute__((constructor)) static void js_isa_init(void)
+{
+#if defined(JS_AVX2)
+    const char *isa = getenv("SPATE_JSCAN_ISA");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+        __builtin_cpu_supports("bmi2") && !(isa && strcmp(isa, "sse2") == 0)) {
+        js_str_stop_long = js_str_stop_avx2;
+        js_scan_isa = js_scan_avx2;
+    }
+#endif
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -1232,6 +1465,7 @@ jscan_t *jscan_new(const char *const *names, const sp_type_t *types, size_t ncol
     jscan_t *s = sp_xcalloc(1, sizeof *s);
     s->ncols = ncols;
     s->row.first_type_error = -1;
+    js_tmpl_set_never(&s->tmpl0);
     if (ncols == 0)
         return s;
     s->cols = sp_xcalloc(ncols, sizeof *s->cols);
@@ -1294,77 +1528,51 @@ void jscan_destroy(jscan_t **sp)
     *sp = NULL;
 }
 
-/* The status of a line that is not blank and does not start with '{'. */
-__attribute__((noinline)) static void js_not_object(js_parse_t *jp, const uint8_t *p)
-{
-    const uint8_t *q = js_skip_value(jp, p, 0);
-    if (q && js_ws(q) == jp->end)
-        js_fail(jp, p, "not a JSON object");
-    else if (q)
-        js_fail_at(jp, js_ws(q), "trailing characters after the value");
-}
-
 jscan_status_t jscan_line(jscan_t *s, const char *line, size_t len, const jscan_row_t **row)
 {
     js_parse_t jp;
-    const uint8_t *p = js_load(s, line, len, &jp);
-    s->line = line;
-    s->scratch_used = 0;
-    for (size_t c = 0; c < s->ncols; c++)
-        s->values[c].type = SP_TYPE_NULL;
-    if (JS_UNLIKELY(s->nerrs)) {
-        memset(s->err_seq, 0, s->ncols * sizeof *s->err_seq);
-        s->nerrs = 0;
-    }
-    jscan_row_t *r = &s->row;
-    r->ntype_errors = 0;
-    r->first_type_error = -1;
-    r->error = NULL;
-    r->error_offset = 0;
-    *row = r;
+    js_load(s, line, len, &jp);
+    *row = &s->row;
+    return js_scan_isa(s, &jp);
+}
 
-    p = js_ws(p);
-    if (p == jp.end)
-        return JSCAN_BLANK;
-    if (JS_LIKELY(*p == '{')) {
-        p = js_object(s, &jp, p);
-        if (JS_LIKELY(p)) {
-            if (JS_UNLIKELY(p != jp.end)) /* (the NUL would send js_ws out of line) */
-                p = js_ws(p);
-            if (JS_LIKELY(p == jp.end)) {
-                if (JS_UNLIKELY(s->nerrs)) {
-                    uint32_t best = UINT32_MAX;
-                    for (size_t c = 0; c < s->ncols; c++) {
-                        if (s->err_seq[c] && s->err_seq[c] < best) {
-                            best = s->err_seq[c];
-                            r->first_type_error = (int)c;
-                        }
-                    }
-                    r->ntype_errors = s->nerrs;
-                }
-                return JSCAN_ROW;
-            }
-            js_fail_at(&jp, p, "trailing characters after the object");
-        }
-    } else {
-        js_not_object(&jp, p);
+jscan_status_t jscan_next(jscan_t *s, char *buf, size_t avail, bool final, size_t *len,
+                          const jscan_row_t **row)
+{
+    *row = &s->row;
+    jscan_status_t st = JSCAN_MORE;
+    const uint8_t *end = (const uint8_t *)buf + avail;
+    if (JS_LIKELY(avail > 0)) {
+        buf[avail] = '\n';
+        js_parse_t jp = {.buf = (const uint8_t *)buf, .end = end, .user = buf, .nl_ends = true};
+        st = js_scan_isa(s, &jp);
+        if (JS_UNLIKELY(!jp.line_end)) /* (the scan stopped short of a malformed line's end) */
+            jp.line_end = memchr(buf, '\n', avail + 1);
+        *len = (size_t)(jp.line_end - jp.buf);
+        if (JS_LIKELY(jp.line_end < end || final))
+            return st;
     }
+    /* No whole line: nothing consumed, an empty row. */
+    *len = 0;
     for (size_t c = 0; c < s->ncols; c++)
         s->values[c] = SP_VALUE_NULL;
-    r->error = jp.err;
-    r->error_offset = (size_t)(jp.err_at - jp.buf);
-    return JSCAN_MALFORMED;
+    s->row.ntype_errors = 0;
+    s->row.first_type_error = -1;
+    s->row.error = NULL;
+    s->row.error_offset = 0;
+    return JSCAN_MORE;
 }
 
 bool jscan_valid(const char *doc, size_t len)
 {
     jscan_t s = {.ncols = 0};
     js_parse_t jp;
-    const uint8_t *p = js_ws(js_load(&s, doc, len, &jp));
+    const uint8_t *p = js_load(&s, doc, len, &jp);
     bool ok = false;
-    if (p != jp.end) {
+    p = js_ws(&jp, p);
+    if (!js_at_end(&jp, p)) {
         p = js_skip_value(&jp, p, 0);
-        ok = p && js_ws(p) == jp.end;
+        ok = p && js_at_end(&jp, js_ws(&jp, p));
     }
     free(s.buf);
     return ok;
@@ -1374,13 +1582,13 @@ bool jscan_valid(const char *doc, size_t len)
  * key and kind of every top-level member, in order. */
 static void js_visit(jscan_t *s, js_parse_t *jp, jscan_field_fn fn, void *ctx)
 {
-    const uint8_t *p = js_ws(js_ws(jp->buf) + 1);
+    const uint8_t *p = js_ws(jp, js_ws(jp, jp->buf) + 1);
     while (*p == '"') {
         const uint8_t *key;
         size_t klen;
         js_tok_t t = {.kind = JSCAN_KIND_NULL};
         p = js_key_read(s, jp, p, &key, &klen);
-        p = js_ws(js_ws(p) + 1); /* ':' */
+        p = js_ws(jp, js_ws(jp, p) + 1); /* ':' */
         p = js_tok_read(s, jp, p, false, &t);
         if (t.kind == JSCAN_KIND_INT) {
             int64_t i;
@@ -1388,8 +1596,8 @@ static void js_visit(jscan_t *s, js_parse_t *jp, jscan_field_fn fn, void *ctx)
                 t.kind = JSCAN_KIND_FLOAT;
         }
         fn(ctx, (const char *)key, klen, t.kind);
-        p = js_ws(p);
-        p = js_ws(p + (*p == ',')); /* ',' or '}' */
+        p = js_ws(jp, p);
+        p = js_ws(jp, p + (*p == ',')); /* ',' or '}' */
     }
 }
 
@@ -1402,7 +1610,7 @@ jscan_status_t jscan_fields(const char *line, size_t len, jscan_field_fn fn, voi
     if (error)
         *error = row->error;
     if (st == JSCAN_ROW) {
-        js_parse_t jp = {.buf = s->buf, .end = s->buf + len};
+        js_parse_t jp = {.buf = s->buf, .end = s->buf + len, .user = line};
         s->scratch_used = 0;
         js_visit(s, &jp, fn, ctx);
     }

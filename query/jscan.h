@@ -35,18 +35,26 @@
 
 #define JSCAN_MAX_DEPTH 512
 
+/* The slack jscan_next needs after the bytes it is given: buf[avail] is
+ * written, and JSCAN_PADDING bytes from there on are read (never for
+ * meaning; initialise them once to keep memory checkers quiet). */
+#define JSCAN_PADDING 64
+
 typedef struct jscan jscan_t;
 
 typedef enum jscan_status {
     JSCAN_ROW = 0,       /* an object: values filled */
     JSCAN_BLANK = 1,     /* only whitespace: not a row, not malformed */
     JSCAN_MALFORMED = 2, /* not valid JSON, or not an object */
+    JSCAN_MORE = 3,      /* jscan_next: no whole line in the buffer */
 } jscan_status_t;
 
 typedef struct jscan_row {
     /* ncols values in the order given to jscan_new. Strings borrow from the
      * line or from the scanner's scratch space (escaped strings): valid until
-     * the next jscan_line call on this scanner or jscan_destroy. */
+     * the next jscan_line or jscan_next call on this scanner or
+     * jscan_destroy (and, for jscan_next, while the caller leaves the line's
+     * bytes in place). */
     const sp_value_t *values;
     uint32_t ntype_errors;  /* present keys whose value did not convert */
     int first_type_error;   /* column index of the first such key, or -1 */
@@ -69,6 +77,20 @@ void jscan_destroy(jscan_t **s);
  * bytes (which make it MALFORMED). *row is filled for every status and
  * stays valid until the next call. */
 jscan_status_t jscan_line(jscan_t *s, const char *line, size_t len, const jscan_row_t **row);
+
+/* Scan the first line of a buffer in place, finding its end as it goes
+ * (no copy, no separate search for the newline): the line is the bytes
+ * before the first '\n' in [buf, buf+avail), or all avail bytes when there
+ * is none and `final` (the end of the input). Same rules and *row as
+ * jscan_line, where a '\n' only ever ends the line. The caller owns buf and
+ * guarantees JSCAN_PADDING bytes after buf+avail: buf[avail] is
+ * overwritten (with '\n'), the rest only read. On return *len is the
+ * line's length without its '\n'; the next line starts at buf + *len + 1.
+ * Returns JSCAN_MORE, with *len = 0 and an empty row, when buf holds no
+ * whole line (avail is 0, or no '\n' and not final): read more and call
+ * again with the line's bytes still at buf. */
+jscan_status_t jscan_next(jscan_t *s, char *buf, size_t avail, bool final, size_t *len,
+                          const jscan_row_t **row);
 
 /* True when [doc, doc+len) is exactly one valid JSON text of any kind
  * (object, array, string, number, true, false, null) with optional

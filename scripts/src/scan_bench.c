@@ -1,13 +1,16 @@
 /* scripts/src/scan_bench.c -- micro-benchmark of the JSON-lines scanner:
- * reads a file with read() into one reused buffer, cuts lines with memchr,
- * runs jscan_line on each and prints counts and the best GB/s of N passes.
+ * reads a file with read() into one reused buffer, scans it line by line in
+ * place with jscan_next (or, with --api line, cuts lines with memchr and
+ * runs jscan_line on each) and prints counts and the best GB/s of N passes.
  * Owns nothing but its buffer; never writes a file.
  *
  *   scan-bench FILE [--cols gt,x|all|none|name:TYPE,...] [--repeat N] [--buf BYTES]
+ *              [--api next|line]
  *
  * Column types: name:TYPE, or the activity data's own (Arrival_Time,
  * Creation_Time, Index BIGINT; x, y, z DOUBLE; the rest STRING). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +89,24 @@ static void bench_row(const jscan_row_t *row, int ncols, bench_counts_t *c)
     }
 }
 
-/* One pass over the file. Returns 0, or -1 on a read error. */
-static int bench_pass(int fd, char **bufp, size_t *capp, jscan_t *s, int ncols, bench_counts_t *c)
+static void bench_status(jscan_status_t st, const jscan_row_t *row, int ncols, bench_counts_t *c)
+{
+    switch (st) {
+    case JSCAN_ROW:
+        c->rows++;
+        bench_row(row, ncols, c);
+        break;
+    case JSCAN_BLANK: c->blank++; break;
+    case JSCAN_MALFORMED: c->malformed++; break;
+    case JSCAN_MORE: return; /* (not a line) */
+    }
+    c->lines++;
+}
+
+/* One pass over the file. *bufp has JSCAN_PADDING bytes after *capp.
+ * Returns 0, or -1 on a read error. */
+static int bench_pass(int fd, char **bufp, size_t *capp, jscan_t *s, int ncols, bool use_next,
+                      bench_counts_t *c)
 {
     size_t have = 0; /* bytes of an unfinished line kept at the buffer's start */
     if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -97,7 +116,8 @@ static int bench_pass(int fd, char **bufp, size_t *capp, jscan_t *s, int ncols, 
     for (;;) {
         if (have == *capp) { /* a line longer than the buffer */
             *capp *= 2;
-            *bufp = sp_xrealloc(*bufp, *capp);
+            *bufp = sp_xrealloc(*bufp, *capp + JSCAN_PADDING);
+            memset(*bufp + have, 0, *capp - have + JSCAN_PADDING);
         }
         ssize_t n = read(fd, *bufp + have, *capp - have);
         if (n < 0 && errno == EINTR)
@@ -109,30 +129,31 @@ static int bench_pass(int fd, char **bufp, size_t *capp, jscan_t *s, int ncols, 
         char *buf = *bufp;
         size_t end = have + (size_t)n, pos = 0;
         c->bytes += (size_t)n;
-        for (;;) {
-            const char *nl = memchr(buf + pos, '\n', end - pos);
-            size_t len;
-            if (nl) {
-                len = (size_t)(nl - (buf + pos));
-            } else if (n == 0 && pos < end) {
-                len = end - pos; /* last line without '\n' */
-            } else {
-                break;
-            }
+        while (pos < end) {
             const jscan_row_t *row;
-            switch (jscan_line(s, buf + pos, len, &row)) {
-            case JSCAN_ROW:
-                c->rows++;
-                bench_row(row, ncols, c);
-                break;
-            case JSCAN_BLANK: c->blank++; break;
-            case JSCAN_MALFORMED: c->malformed++; break;
+            size_t len;
+            jscan_status_t st;
+            if (use_next) {
+                st = jscan_next(s, buf + pos, end - pos, n == 0, &len, &row);
+                if (st == JSCAN_MORE)
+                    break;
+            } else {
+                const char *nl = memchr(buf + pos, '\n', end - pos);
+                if (nl)
+                    len = (size_t)(nl - (buf + pos));
+                else if (n == 0)
+                    len = end - pos; /* last line without '\n' */
+                else
+                    break;
+                st = jscan_line(s, buf + pos, len, &row);
             }
-            c->lines++;
-            pos += len + (nl != NULL);
+            bench_status(st, row, ncols, c);
+            pos += len + 1;
         }
         if (n == 0)
             return 0;
+        if (pos > end)
+            pos = end;
         have = end - pos;
         memmove(buf, buf + pos, have);
     }
@@ -141,7 +162,7 @@ static int bench_pass(int fd, char **bufp, size_t *capp, jscan_t *s, int ncols, 
 static void bench_usage(void)
 {
     fprintf(stderr, "usage: scan-bench FILE [--cols gt,x|all|none|name:TYPE,...] [--repeat N] "
-                    "[--buf BYTES]\n");
+                    "[--buf BYTES] [--api next|line]\n");
 }
 
 int main(int argc, char **argv)
@@ -150,6 +171,7 @@ int main(int argc, char **argv)
     char *spec = sp_xstrdup("gt");
     int64_t repeat = 5;
     uint64_t bufsize = 1 << 20;
+    bool use_next = true;
     sp_err_t err;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--cols") == 0 && i + 1 < argc) {
@@ -166,6 +188,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "scan-bench: --buf: expected a size >= 4K\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--api") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "next") != 0 && strcmp(argv[i], "line") != 0) {
+                fprintf(stderr, "scan-bench: --api: expected next or line\n");
+                return 2;
+            }
+            use_next = strcmp(argv[i], "next") == 0;
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
@@ -189,14 +218,14 @@ int main(int argc, char **argv)
     }
     jscan_t *s = jscan_new((const char *const *)names, types, (size_t)ncols);
     size_t cap = (size_t)bufsize;
-    char *buf = sp_xmalloc(cap);
+    char *buf = sp_xcalloc(1, cap + JSCAN_PADDING);
     bench_counts_t best_counts = {0};
     double best = -1;
     for (int64_t r = 0; r < repeat; r++) {
         bench_counts_t c;
         memset(&c, 0, sizeof c);
         uint64_t t0 = sp_mono_ns();
-        if (bench_pass(fd, &buf, &cap, s, ncols, &c) != 0)
+        if (bench_pass(fd, &buf, &cap, s, ncols, use_next, &c) != 0)
             return 1;
         double secs = (double)(sp_mono_ns() - t0) / 1e9;
         if (best < 0 || secs < best) {
@@ -206,6 +235,7 @@ int main(int argc, char **argv)
     }
     bench_counts_t *c = &best_counts;
     printf("file        %s\n", path);
+    printf("api         jscan_%s\n", use_next ? "next" : "line");
     printf("columns     %d", ncols);
     for (int i = 0; i < ncols; i++)
         printf("%s%s:%s", i ? "," : " ", names[i], sp_type_name(types[i]));

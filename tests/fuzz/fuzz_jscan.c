@@ -2,7 +2,8 @@
  * jscan_valid against the reference validator of tests/query/jscan_test.c;
  * every line of the input through a long-lived scanner (which learns the
  * key layout) and a fresh one, which must agree with each other and with
- * the reference on the status; jscan_fields likewise. Any disagreement
+ * the reference on the status; jscan_next (in place, finding the line's
+ * end itself) with jscan_line; jscan_fields likewise. Any disagreement
  * aborts with the input printed. */
 #define JSCAN_TEST_REF_ONLY
 #include "../query/jscan_test.c"
@@ -28,9 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static jscan_t *keep; /* lives across inputs: its template too */
-    if (!keep)
+    static jscan_t *keep, *next; /* live across inputs: their templates too */
+    if (!keep) {
         keep = jscan_new(agree_names, agree_types, AGREE_NCOLS);
+        next = jscan_new(agree_names, agree_types, AGREE_NCOLS);
+    }
 
     if (jscan_valid((const char *)data, size) != ref_valid(data, size))
         fuzz_fail("jscan_valid disagrees with the reference", data, size);
@@ -53,6 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!rows_agree(r1, r2, AGREE_NCOLS, &why)) {
             fprintf(stderr, "%s\n", why);
             fuzz_fail("long-lived and fresh scanners disagree", data, size);
+        }
+        if (!next_agrees(next, line, len, s1, r1, AGREE_NCOLS, &why)) {
+            fprintf(stderr, "%s\n", why);
+            fuzz_fail("jscan_next disagrees with jscan_line", data, size);
         }
         jscan_destroy(&fresh);
         int calls = 0;

@@ -300,6 +300,50 @@ static bool rows_agree(const jscan_row_t *a, const jscan_row_t *b, size_t ncols,
     return true;
 }
 
+/* jscan_next on one line agrees with jscan_line's answer (want, want_row,
+ * from another scanner): with a '\n' and more input after it, and as the
+ * last bytes of the input (final); not final and without its '\n', it asks
+ * for more and consumes nothing. The padding holds JSON-looking bytes:
+ * jscan_next may read them, never for meaning. Lines holding a '\n' are
+ * not single lines for jscan_next and agree trivially. */
+static bool next_agrees(jscan_t *s, const char *line, size_t len, jscan_status_t want,
+                        const jscan_row_t *want_row, size_t ncols, char **why)
+{
+    if (memchr(line, '\n', len))
+        return true;
+    static const char after[] = "\n{\"gt\":\"next\"}\n";
+    size_t cap = len + sizeof after + JSCAN_PADDING;
+    char *buf = sp_xmalloc(cap);
+    bool ok = true;
+    for (int mode = 0; mode < 3 && ok; mode++) {
+        memcpy(buf, line, len);
+        size_t avail = len;
+        if (mode == 0) {
+            memcpy(buf + len, after, sizeof after - 1);
+            avail += sizeof after - 1;
+        }
+        for (size_t i = avail; i < cap; i++)
+            buf[i] = "\"}]:,0\\ "[i % 8];
+        const jscan_row_t *row;
+        size_t got = 12345;
+        jscan_status_t st = jscan_next(s, buf, avail, mode != 2, &got, &row);
+        if (mode == 2 || avail == 0) {
+            if (st != JSCAN_MORE || got != 0) {
+                *why = sp_xasprintf("jscan_next without the line's end: status %d, len %zu", st, got);
+                ok = false;
+            }
+        } else if (st != want || got != len) {
+            *why = sp_xasprintf("jscan_next (%s): status %d len %zu, jscan_line %d len %zu",
+                                mode ? "final" : "more follows", st, got, want, len);
+            ok = false;
+        } else if (!rows_agree(row, want_row, ncols, why)) {
+            ok = false;
+        }
+    }
+    free(buf);
+    return ok;
+}
+
 #ifndef JSCAN_TEST_REF_ONLY
 #include <criterion/criterion.h>
 
@@ -719,19 +763,23 @@ static void suite_scan(const char *name, const char *doc, size_t len)
     static const sp_type_t types[] = {SP_TYPE_STRING, SP_TYPE_BIGINT,  SP_TYPE_DOUBLE,
                                       SP_TYPE_BOOLEAN, SP_TYPE_STRING, SP_TYPE_DOUBLE,
                                       SP_TYPE_BIGINT};
-    jscan_t *s = jscan_new(names, types, 7);
+    jscan_t *s = jscan_new(names, types, 7), *sn = jscan_new(names, types, 7);
     const jscan_row_t *row;
     for (size_t cut = 0; cut <= len && cut < 4096; cut++) {
         jscan_status_t st = jscan_line(s, doc, cut, &row);
         jscan_status_t want = ref_status(doc, cut);
-        if (st != want) {
+        char *why = NULL;
+        if (st != want || !next_agrees(sn, doc, cut, st, row, 7, &why)) {
             char *shown = show(doc, cut);
             cr_expect_eq(st, want, "%s cut at %zu (%s): %d, reference %d", name, cut, shown, st,
                          want);
+            cr_expect(why == NULL, "%s cut at %zu (%s): %s", name, cut, shown, why);
             free(shown);
+            free(why);
         }
     }
     jscan_destroy(&s);
+    jscan_destroy(&sn);
 }
 
 Test(jscan_suite, test_parsing_as_lines_and_prefixes, .timeout = 120)
@@ -1433,7 +1481,7 @@ static void lines_agree(uint64_t seed, int nlines, bool (*make)(uint64_t *, sp_b
     const char *const *names = agree_names;
     const sp_type_t *types = agree_types;
     const size_t ncols = AGREE_NCOLS;
-    jscan_t *keep = jscan_new(names, types, ncols);
+    jscan_t *keep = jscan_new(names, types, ncols), *next = jscan_new(names, types, ncols);
     uint64_t st = seed;
     sp_buf_t b = SP_BUF_INIT;
     int failures = 0, rows = 0;
@@ -1446,7 +1494,8 @@ static void lines_agree(uint64_t seed, int nlines, bool (*make)(uint64_t *, sp_b
         jscan_status_t want = ref_status(b.data, b.len);
         char *why = NULL;
         rows += s1 == JSCAN_ROW;
-        if (s1 != want || s2 != want || !rows_agree(r1, r2, ncols, &why)) {
+        if (s1 != want || s2 != want || !rows_agree(r1, r2, ncols, &why) ||
+            !next_agrees(next, b.data, b.len, s1, r1, ncols, &why)) {
             failures++;
             char *shown = show(b.data, b.len);
             cr_expect_fail("line %d (%s): long-lived %d, fresh %d, reference %d; %s: %s", i,
@@ -1458,6 +1507,7 @@ static void lines_agree(uint64_t seed, int nlines, bool (*make)(uint64_t *, sp_b
     }
     cr_expect_gt(rows, nlines / 10, "enough rows (%d)", rows);
     jscan_destroy(&keep);
+    jscan_destroy(&next);
     sp_buf_free(&b);
 }
 
