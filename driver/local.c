@@ -129,7 +129,7 @@ void local_stop(local_cluster_t *lc, int timeout_ms)
                     kill(lc->pids[i], SIGTERM);
             resend = now + 100;
         }
-        struct timespec ts = {0, 5 * 1000 * 1000};
+        struct timespec ts = {0, 1000 * 1000}; /* they exit within a few ms */
         nanosleep(&ts, NULL);
     }
     for (int i = 0; i < lc->n; i++) {

@@ -548,9 +548,13 @@ int executor_run(const executor_opts_t *opts, sp_err_t *err)
             }
             if (!registered && now >= next_hello) {
                 /* With ZMQ_IMMEDIATE a HELLO sent before the connection is
-                 * up is dropped: retry quickly at first, then every second. */
+                 * up is dropped: retry every 2 ms for the first 100 ms (a
+                 * local driver answers within a few), every 25 ms for the
+                 * next second, then every second. The driver takes repeats
+                 * of one process's HELLO as one. */
                 send_hello(ex);
-                next_hello = now + (hellos++ < 40 ? 25 : 1000);
+                hellos++;
+                next_hello = now + (hellos <= 50 ? 2 : hellos <= 90 ? 25 : 1000);
             }
             if (registered && now >= next_beat) {
                 send_heartbeat(ex, draining);
@@ -574,7 +578,8 @@ int executor_run(const executor_opts_t *opts, sp_err_t *err)
                 {ex->dealer, 0, ZMQ_POLLIN, 0},
                 {ex->results, 0, ZMQ_POLLIN, 0},
             };
-            long timeout = registered ? (long)hb_ms / 2 : 25;
+            long timeout = registered ? (long)hb_ms / 2
+                                      : (long)(next_hello > now ? next_hello - now : 0);
             if (zmq_poll(items, 2, timeout) < 0) {
                 if (errno == EINTR)
                     continue;
