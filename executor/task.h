@@ -5,9 +5,14 @@
  * Line ownership: a range [start, end) owns every line whose first byte lies
  * in it, so consecutive ranges of one file see every line exactly once; the
  * last owned line is read to its newline even past `end`. Memory stays
- * bounded whatever the file size: a reused read buffer, grown only for a
- * line longer than it (up to TASK_MAX_LINE, beyond which the line counts as
- * malformed). */
+ * bounded whatever the file size: lines are scanned where they lie in a
+ * private mapping of the file (page cache, shared and evictable), and the
+ * file's last bytes in a reused read buffer, grown only for a line longer
+ * than it. A line longer than TASK_MAX_LINE counts as one malformed line.
+ * The file must not shrink during the scan: if it does, the scan fails
+ * with SP_EIO (the SIGBUS of a mapping is caught for that: task_scan
+ * installs a SIGBUS handler once, which passes every other SIGBUS on to the
+ * disposition it replaced). */
 #ifndef SP_TASK_H
 #define SP_TASK_H
 

@@ -84,7 +84,7 @@ int ts_write_file(const char *path, const void *data, size_t len)
     FILE *f = fopen(path, "wb");
     if (f == NULL)
         return -1;
-    size_t w = fwrite(data, 1, len, f);
+    size_t w = len > 0 ? fwrite(data, 1, len, f) : 0;
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
