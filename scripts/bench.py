@@ -139,7 +139,7 @@ class Bench:
         self.task_bench = os.path.abspath(a.task_bench or os.path.join(bdir, "scripts/src/task-bench"))
         self.lat_bench = os.path.abspath(a.latency_bench or os.path.join(bdir, "scripts/src/latency-bench"))
         self.runs = a.runs or (2 if self.quick else 3)
-        self.trials = a.trials or (3 if self.quick else 5)
+        self.trials = a.trials or (5 if self.quick else 9)
         self.size = a.size or ("200M" if self.quick else "1G")
         self.rows = []
         self.wrong = []
@@ -272,7 +272,7 @@ class Bench:
     def trial_files(self):
         """Small files for one-batch trials: 1,000 lines each, one gen run, so
         each file carries the next Index of every device (~1,000 groups)."""
-        d, _ = self.gen_cached("trial-files", ["--files", "8", "--rows-per-file", "1000", "--seed", "2031",
+        d, _ = self.gen_cached("trial-files", ["--files", "20", "--rows-per-file", "1000", "--seed", "2031",
                                               "--prefix", "new-"], "trial files")
         return self.parts(d)
 
@@ -848,7 +848,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="~200 MB, 10 s of latency, a 1M-group state, fewer repeats")
     ap.add_argument("--size", help="throughput data size (default 1G; --quick 200M)")
     ap.add_argument("--runs", type=int, help="best of N for throughput (default 3; --quick 2)")
-    ap.add_argument("--trials", type=int, help="batches per restart/flat measurement (default 5; --quick 3)")
+    ap.add_argument("--trials", type=int, help="batches per restart/flat measurement (default 9; --quick 5)")
     ap.add_argument("--only", help="comma-separated subset of: " + ",".join(MEASUREMENTS))
     ap.add_argument("--dir", default=os.environ.get("SPATE_BENCH_DIR", "bench-data"), help="data and caches")
     ap.add_argument("--spate", required=True)
@@ -861,8 +861,8 @@ def main():
     for m in only:
         if m not in MEASUREMENTS:
             ap.error(f"--only: unknown measurement {m!r} (one of {', '.join(MEASUREMENTS)})")
-    if a.trials is not None and not 1 <= a.trials <= 8:
-        ap.error("--trials: 1 to 8")
+    if a.trials is not None and not 1 <= a.trials <= 20:
+        ap.error("--trials: 1 to 20")
     b = Bench(a)
     t0 = time.perf_counter()
     for m in MEASUREMENTS:
