@@ -98,7 +98,6 @@ struct agg_table {
      * group (a sensor session, a user's clicks), so a row equal to the last
      * one skips encoding, hashing and probing. Strings point into the
      * entry's key bytes in the arena, which never move. */
-    sp_value_t *last_keys;
     size_t last_entry;   /* entry number + 1; 0: none */
 };
 
@@ -118,7 +117,6 @@ agg_table_t *agg_table_new(const agg_spec_t *aggs, size_t naggs, size_t ngroups)
     t->stride = sizeof(agg_entry_t) + naggs * sizeof(agg_cell_t);
     t->index_mask = 63;
     t->index = sp_xcalloc(t->index_mask + 1, sizeof(uint32_t));
-    t->last_keys = sp_xcalloc(ngroups ? ngroups : 1, sizeof(sp_value_t));
     return t;
 }
 
@@ -132,7 +130,6 @@ void agg_table_destroy(agg_table_t **tp)
     free(t->index);
     arena_free(&t->arena);
     sp_buf_free(&t->keybuf);
-    free(t->last_keys);
     free(t);
     *tp = NULL;
 }
@@ -259,53 +256,19 @@ static void cell_add_value(agg_table_t *t, const agg_spec_t *a, agg_cell_t *c, c
     }
 }
 
-/* Does the row's group equal the previous row's? (Exact: -0.0 and NaN
- * take the slow path, where the key codec normalises them.) */
-static bool same_as_last(const agg_table_t *t, const sp_value_t *keys)
-{
-    if (t->last_entry == 0)
-        return false;
-    for (size_t i = 0; i < t->ngroups; i++) {
-        const sp_value_t *a = &keys[i], *b = &t->last_keys[i];
-        if (a->type != b->type)
-            return false;
-        switch (a->type) {
-        case SP_TYPE_NULL: break;
-        case SP_TYPE_BOOLEAN: if (a->u.b != b->u.b) return false; break;
-        case SP_TYPE_BIGINT: if (a->u.i != b->u.i) return false; break;
-        case SP_TYPE_DOUBLE: if (!(a->u.d == b->u.d) || a->u.d == 0) return false; break;
-        case SP_TYPE_STRING:
-            if (a->u.s.len != b->u.s.len || memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) != 0)
-                return false;
-            break;
-        }
-    }
-    return true;
-}
-
-/* Remember the group of the entry just used, with strings pointing into its
- * key bytes (decoded from them, so they stay valid). */
-static void remember_last(agg_table_t *t, size_t entry)
-{
-    const agg_entry_t *ent = entry_at(t, entry);
-    if (sp_key_decode(ent->key, ent->klen, t->last_keys, t->ngroups, NULL) == 0)
-        t->last_entry = entry + 1;
-    else
-        t->last_entry = 0;
-}
-
 void agg_table_add_row(agg_table_t *t, const sp_value_t *keys, const sp_value_t *slots)
 {
-    agg_entry_t *ent;
-    if (same_as_last(t, keys)) {
-        ent = entry_at(t, t->last_entry - 1);
-    } else {
-        t->keybuf.len = 0;
-        for (size_t i = 0; i < t->ngroups; i++)
-            sp_key_encode_value(&t->keybuf, &keys[i]);
+    /* Rows of one group often come in runs: the key's bytes are compared
+     * with the last group's before the hash look-up. */
+    t->keybuf.len = 0;
+    for (size_t i = 0; i < t->ngroups; i++)
+        sp_key_encode_value(&t->keybuf, &keys[i]);
+    agg_entry_t *ent = t->last_entry ? entry_at(t, t->last_entry - 1) : NULL;
+    if (ent == NULL || ent->klen != t->keybuf.len ||
+        (ent->klen && memcmp(ent->key, t->keybuf.data, ent->klen) != 0)) {
         uint64_t hash = sp_key_hash(t->keybuf.data, t->keybuf.len);
         ent = find_or_insert(t, t->keybuf.data, t->keybuf.len, hash);
-        remember_last(t, (size_t)(((char *)ent - t->entries) / t->stride));
+        t->last_entry = (size_t)(((char *)ent - t->entries) / t->stride) + 1;
     }
     static const sp_value_t null_value = {.type = SP_TYPE_NULL};
     for (size_t j = 0; j < t->naggs; j++) {
