@@ -81,10 +81,7 @@ int cli_result(int argc, char **argv)
     result_set_t *rs = NULL;
     if (rc == 0) {
         rs = result_set_new(plan);
-        result_collect_t a = {rs, &err, 0};
-        rc = ckpt_state_scan(ckpt, result_collect_fn, &a, &err);
-        if (a.rc != 0)
-            rc = a.rc;
+        rc = result_set_add_state(rs, ckpt, &err);
     }
     if (rc == 0) {
         result_set_sort(rs);

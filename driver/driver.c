@@ -847,9 +847,7 @@ static int plan_next(driver_t *d, sp_err_t *err)
 /* Every group as transaction t sees it. */
 static int collect_state(ckpt_txn_t *t, result_set_t *rs, sp_err_t *err)
 {
-    result_collect_t c = {rs, err, 0};
-    int rc = ckpt_txn_state_scan(t, result_collect_fn, &c, err);
-    return c.rc != 0 ? c.rc : rc;
+    return result_set_add_txn_state(rs, t, err);
 }
 
 /* Merge the batch table into state, hand the rows to the sink, and commit
@@ -874,10 +872,9 @@ static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, re
         state.len = 0;
         if (!agg_table_next(b->merged, &pos, &key, &klen, &hash, &state))
             break;
-        uint32_t group = sp_key_group(hash, d->r.rec.key_groups);
         const void *old = NULL;
         size_t oldlen = 0;
-        rc = ckpt_txn_state_get(t, group, key, klen, &old, &oldlen, err);
+        rc = ckpt_txn_state_get(t, key, klen, &old, &oldlen, err);
         if (rc == SP_ENOTFOUND) {
             old = NULL;
             rc = 0;
@@ -891,7 +888,7 @@ static int commit_txn(driver_t *d, ckpt_commit_t *rec, result_set_t *changed, re
                              d->o->checkpoint);
             break;
         }
-        if ((rc = ckpt_txn_state_put(t, group, key, klen, merged.data, merged.len, err)) != 0)
+        if ((rc = ckpt_txn_state_put(t, key, klen, merged.data, merged.len, err)) != 0)
             break;
         if ((rc = result_set_add(changed, key, klen, merged.data, merged.len, err)) != 0)
             break;
@@ -1227,10 +1224,9 @@ static char *result_rows_json(driver_t *d, sp_err_t *err)
     if (d->r.plan == NULL || d->r.ckpt == NULL)
         return sp_xstrdup("[]");
     result_set_t *rs = result_set_new(d->r.plan);
-    result_collect_t c = {rs, err, 0};
-    int rc = ckpt_state_scan(d->r.ckpt, result_collect_fn, &c, err);
+    int rc = result_set_add_state(rs, d->r.ckpt, err);
     char *out = NULL;
-    if (rc == 0 && c.rc == 0) {
+    if (rc == 0) {
         result_set_sort(rs);
         sp_buf_t lines = SP_BUF_INIT, arr = SP_BUF_INIT;
         result_set_render(rs, RESULT_JSON, 0, false, &lines);

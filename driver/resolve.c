@@ -194,6 +194,14 @@ static char *join_outputs(const plan_t *p)
 
 static const char *mode_name(output_mode_t m) { return m == OUTPUT_UPDATE ? "update" : "complete"; }
 
+/* ckpt_upgrade's key codec: the query layer's (query/value.h). */
+static int upgrade_key(void *ctx, uint32_t from, const void *key, size_t klen, sp_buf_t *out,
+                       sp_err_t *err)
+{
+    (void)ctx;
+    return sp_key_upgrade(from, key, klen, out, err);
+}
+
 int resolve_query(const driver_opts_t *o, atomic_int *stop, resolve_idle_fn idle, void *idle_ctx,
                   resolved_t *r, sp_err_t *err)
 {
@@ -255,6 +263,15 @@ int resolve_query(const driver_opts_t *o, atomic_int *stop, resolve_idle_fn idle
         free(asig);
         if (rc != 0)
             goto out;
+        /* A checkpoint of an older format is rewritten to today's before
+         * anything writes to it (in one transaction). */
+        uint32_t from;
+        uint64_t entries;
+        if ((rc = ckpt_upgrade(r->ckpt, upgrade_key, NULL, &from, &entries, err)) != 0)
+            goto out;
+        if (from != CKPT_FORMAT_VERSION)
+            SP_INFO(LOG, "checkpoint %s upgraded from format %u to %u (%llu state entries re-keyed)",
+                    o->checkpoint, from, CKPT_FORMAT_VERSION, (unsigned long long)entries);
     } else {
         if (given) {
             r->schema = given;

@@ -109,13 +109,41 @@ int result_set_add(result_set_t *rs, const void *key, size_t klen, const void *s
     return 0;
 }
 
-int result_collect_fn(void *ctx, uint32_t key_group, const void *key, size_t klen, const void *state,
-                      size_t slen)
+typedef struct collect {
+    result_set_t *rs;
+    sp_err_t *err;
+    uint32_t key_format;
+    sp_buf_t key; /* an upgraded key */
+    int rc;
+} collect_t;
+
+static int collect_fn(void *ctx, const void *key, size_t klen, const void *state, size_t slen)
 {
-    (void)key_group;
-    result_collect_t *c = ctx;
+    collect_t *c = ctx;
+    if (c->key_format != SP_KEY_FORMAT) {
+        c->key.len = 0;
+        if ((c->rc = sp_key_upgrade(c->key_format, key, klen, &c->key, c->err)) != 0)
+            return 1;
+        key = c->key.data;
+        klen = c->key.len;
+    }
     c->rc = result_set_add(c->rs, key, klen, state, slen, c->err);
     return c->rc != 0;
+}
+
+int result_set_add_state(result_set_t *rs, ckpt_t *ckpt, sp_err_t *err)
+{
+    collect_t c = {rs, err, ckpt_state_key_format(ckpt), SP_BUF_INIT, 0};
+    int rc = ckpt_state_scan(ckpt, collect_fn, &c, err);
+    sp_buf_free(&c.key);
+    return c.rc != 0 ? c.rc : rc;
+}
+
+int result_set_add_txn_state(result_set_t *rs, ckpt_txn_t *t, sp_err_t *err)
+{
+    collect_t c = {rs, err, SP_KEY_FORMAT, SP_BUF_INIT, 0};
+    int rc = ckpt_txn_state_scan(t, collect_fn, &c, err);
+    return c.rc != 0 ? c.rc : rc;
 }
 
 /* ---- sorting -------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ckpt.h"
 #include "plan.h"
 #include "sp_err.h"
 #include "sp_util.h"
@@ -43,17 +44,14 @@ int result_set_add(result_set_t *rs, const void *key, size_t klen, const void *s
 
 size_t result_set_rows(const result_set_t *rs);
 
-/* Adding the entries of a state scan: pass result_collect_fn with a
- * result_collect_t as the scan callback (it has ckpt_state_fn's shape);
- * afterwards rc holds the first error, 0 when none. */
-typedef struct result_collect {
-    result_set_t *rs;
-    sp_err_t *err;
-    int rc;
-} result_collect_t;
+/* Add every group of the checkpoint's committed state, its keys upgraded
+ * on the way when the checkpoint is of an older format (a reader does not
+ * rewrite it). */
+int result_set_add_state(result_set_t *rs, ckpt_t *c, sp_err_t *err);
 
-int result_collect_fn(void *ctx, uint32_t key_group, const void *key, size_t klen, const void *state,
-                      size_t slen);
+/* Add every group as the commit transaction t sees it (its own puts
+ * included; a checkpoint of today's format). */
+int result_set_add_txn_state(result_set_t *rs, ckpt_txn_t *t, sp_err_t *err);
 
 /* Sort rows by the grouping keys in GROUP BY order (NULL first). */
 void result_set_sort(result_set_t *rs);

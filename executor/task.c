@@ -284,17 +284,21 @@ static int scan_read(scan_ctx_t *c, uint64_t from, bool skip_partial, uint64_t e
 /* ---- the mapped path ----------------------------------------------------
  *
  * A file that shrinks while mapped raises SIGBUS on the first touch of a
- * page past its new end. While a thread scans a mapping, its handler jumps
- * back to scan_mapped, which reports the file as changed; any other SIGBUS
- * goes on to the disposition found when the handler was installed. */
+ * page past its new end. A SIGBUS at an address inside the mapping this
+ * thread scans jumps back to scan_mapped, which reports the file as
+ * changed; any other SIGBUS goes on to the disposition found when the
+ * handler was installed. (A file that shrinks by less than a page, or
+ * before the mapping, is caught by task_scan's second look at its size.) */
 
 static __thread sigjmp_buf *task_bus_jump;
+static __thread const char *task_bus_lo, *task_bus_hi; /* the mapping scanned */
 static struct sigaction task_bus_old;
 static pthread_once_t task_bus_once = PTHREAD_ONCE_INIT;
 
 static void task_bus_handler(int sig, siginfo_t *info, void *uctx)
 {
-    if (task_bus_jump)
+    const char *addr = info ? (const char *)info->si_addr : NULL;
+    if (task_bus_jump && addr >= task_bus_lo && addr < task_bus_hi)
         siglongjmp(*task_bus_jump, 1);
     if (task_bus_old.sa_flags & SA_SIGINFO) {
         task_bus_old.sa_sigaction(sig, info, uctx);
@@ -354,6 +358,8 @@ static int scan_mapped_lines(scan_ctx_t *c, char *map, uint64_t map_off, size_t 
         }
         /* Hardware prefetchers stop at page boundaries: ask for the
          * cache lines a few pages ahead ourselves. */
+        if (pf < off) /* (after a long line) */
+            pf = off;
         for (; pf < off + TASK_PREFETCH && pf < safe; pf += 64)
             __builtin_prefetch(map + pf);
         const jscan_row_t *row;
@@ -372,23 +378,19 @@ static int scan_mapped_lines(scan_ctx_t *c, char *map, uint64_t map_off, size_t 
     return 0;
 }
 
-/* Map the file from the page holding *next to its end and scan what can
- * be scanned in place; arguments as above. A file that cannot be mapped
- * (empty, or not a regular file) leaves everything to the read path. */
-static int scan_mapped(scan_ctx_t *c, bool *skip_partial, uint64_t end, const atomic_bool *cancel,
-                       uint64_t *next, bool *done)
+/* Map the file (of `size` bytes) from the page holding *next to its end
+ * and scan what can be scanned in place; arguments as above. A file too
+ * small or too large to map leaves everything to the read path. */
+static int scan_mapped(scan_ctx_t *c, uint64_t size, bool *skip_partial, uint64_t end,
+                       const atomic_bool *cancel, uint64_t *next, bool *done)
 {
     uint64_t from = *next;
     *done = false;
-    struct stat st;
-    if (fstat(c->fd, &st) != 0 || !S_ISREG(st.st_mode))
-        return 0;
-    uint64_t size = (uint64_t)st.st_size;
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t map_off = from / page * page;
     /* jscan_next writes one byte at the end of what it is given and reads
      * JSCAN_PADDING after it: all of it must lie inside the file's data. */
-    if (size <= map_off + JSCAN_PADDING + 1 + (from - map_off))
+    if (size <= map_off + JSCAN_PADDING + 1 + (from - map_off) || size - map_off > SIZE_MAX / 2)
         return 0;
     size_t map_len = (size_t)(size - map_off), safe = map_len - JSCAN_PADDING - 1;
     /* Private, writable pages: the one sentinel byte jscan_next writes
@@ -401,6 +403,8 @@ static int scan_mapped(scan_ctx_t *c, bool *skip_partial, uint64_t end, const at
     sigjmp_buf jump;
     int rc;
     if (sigsetjmp(jump, 1) == 0) { /* 1: the jump unblocks SIGBUS again */
+        task_bus_lo = map;
+        task_bus_hi = map + map_len;
         task_bus_jump = &jump;
         rc = scan_mapped_lines(c, map, map_off, safe, skip_partial, end, cancel, next, done);
     } else {
@@ -427,11 +431,23 @@ int task_scan(task_query_t *q, const char *path, uint64_t start, uint64_t end, i
      * first newline: that is the tail of a line the previous range owns. */
     uint64_t next = start > 0 ? start - 1 : 0;
     bool skip_partial = start > 0, done;
-    int rc = scan_mapped(&c, &skip_partial, end, cancel, &next, &done);
+    struct stat st;
+    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    int rc = 0;
+    done = false;
+    if (regular)
+        rc = scan_mapped(&c, (uint64_t)st.st_size, &skip_partial, end, cancel, &next, &done);
     if (rc == 0 && !done) {
         posix_fadvise(fd, (off_t)next, 0, POSIX_FADV_SEQUENTIAL);
         rc = scan_read(&c, next, skip_partial, end, cancel);
     }
+    /* A file that shrank under the scan without a SIGBUS (by less than a
+     * page past what was read) gave too few lines: an error all the same. */
+    struct stat after;
+    if (rc == 0 && regular && fstat(fd, &after) == 0 && after.st_size < st.st_size)
+        rc = sp_err_set(err, SP_EIO, "%s changed while being read (it shrank from %lld to %lld bytes): "
+                        "files in the source directory must not change once in place", path,
+                        (long long)st.st_size, (long long)after.st_size);
     close(fd);
     return rc;
 }

@@ -47,7 +47,7 @@
 #include "sp_util.h"
 
 #define WIRE_MAGIC "spate"
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u /* 2: keys in partials sort as their values (query/value.h) */
 /* Largest frame a socket accepts (ZMQ_MAXMSGSIZE). */
 #define WIRE_MAX_FRAME (64ll << 20)
 /* Target size of one RESULT_PART frame. */

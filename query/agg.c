@@ -334,7 +334,7 @@ static void encode_cells(const agg_spec_t *aggs, size_t naggs, const agg_cell_t 
         case AGG_MIN:
         case AGG_MAX: {
             sp_value_t v = c->n > 0 ? c->val : SP_VALUE_NULL;
-            sp_key_encode_value(out, &v);
+            sp_state_encode_value(out, &v);
             break;
         }
         }
@@ -389,7 +389,7 @@ static int decode_cells(const agg_spec_t *aggs, size_t naggs, const void *buf, s
             break;
         case AGG_MIN:
         case AGG_MAX: {
-            int rc = sp_key_decode_value(buf, len, &pos, &c->val, err);
+            int rc = sp_state_decode_value(buf, len, &pos, &c->val, err);
             if (rc != 0)
                 return sp_err_wrap(err, rc, "aggregate state");
             if (c->val.type != SP_TYPE_NULL && c->val.type != a->in_type)

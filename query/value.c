@@ -120,10 +120,25 @@ size_t sp_key_value_size(const sp_value_t *v)
     return 1;
 }
 
-static void put_le64(unsigned char *p, uint64_t x)
+/* Numbers are stored big-endian with the sign bit flipped (BIGINT) or the
+ * IEEE-754 bits made monotonic (DOUBLE: negatives inverted, positives with
+ * the sign bit set), so that keys compare with memcmp as their numbers
+ * do. Format 1 (checkpoint format 1) stored the plain bits little-endian;
+ * it is still decoded, for sp_key_upgrade. */
+#define SIGN_BIT 0x8000000000000000ull
+
+static void put_be64(unsigned char *p, uint64_t x)
 {
     for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(x >> (8 * i));
+        p[i] = (unsigned char)(x >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | p[i];
+    return x;
 }
 
 static uint64_t get_le64(const unsigned char *p)
@@ -134,7 +149,17 @@ static uint64_t get_le64(const unsigned char *p)
     return x;
 }
 
-void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v)
+static uint64_t double_to_key(uint64_t bits) { return bits & SIGN_BIT ? ~bits : bits | SIGN_BIT; }
+static uint64_t double_from_key(uint64_t k) { return k & SIGN_BIT ? k & ~SIGN_BIT : ~k; }
+
+static void put_le64(unsigned char *p, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(x >> (8 * i));
+}
+
+/* One value in key format `format` (see key_decode_value). */
+static void encode_value(sp_buf_t *out, const sp_value_t *v, int format)
 {
     size_t n = sp_key_value_size(v);
     sp_buf_reserve(out, n);
@@ -148,7 +173,10 @@ void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v)
         break;
     case SP_TYPE_BIGINT:
         p[0] = SP_KEY_TAG_BIGINT;
-        put_le64(p + 1, (uint64_t)v->u.i);
+        if (format == 1)
+            put_le64(p + 1, (uint64_t)v->u.i);
+        else
+            put_be64(p + 1, (uint64_t)v->u.i ^ SIGN_BIT);
         break;
     case SP_TYPE_DOUBLE: {
         double d = v->u.d;
@@ -160,7 +188,10 @@ void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v)
         else
             memcpy(&bits, &d, 8);
         p[0] = SP_KEY_TAG_DOUBLE;
-        put_le64(p + 1, bits);
+        if (format == 1)
+            put_le64(p + 1, bits);
+        else
+            put_be64(p + 1, double_to_key(bits));
         break;
     }
     case SP_TYPE_STRING: {
@@ -178,7 +209,10 @@ void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v)
     out->len += n;
 }
 
-int sp_key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *out, sp_err_t *err)
+/* One value in key format `format` (1: little-endian plain bits; 2: the
+ * order-preserving numbers of today). */
+static int key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *out, int format,
+                            sp_err_t *err)
 {
     const unsigned char *p = (const unsigned char *)buf + *pos;
     size_t left = len - *pos;
@@ -201,9 +235,9 @@ int sp_key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *ou
             return sp_err_set(err, SP_ECORRUPT, "number value truncated at byte %zu", *pos);
         if (p[0] == SP_KEY_TAG_BIGINT) {
             out->type = SP_TYPE_BIGINT;
-            out->u.i = (int64_t)get_le64(p + 1);
+            out->u.i = (int64_t)(format == 1 ? get_le64(p + 1) : get_be64(p + 1) ^ SIGN_BIT);
         } else {
-            uint64_t bits = get_le64(p + 1);
+            uint64_t bits = format == 1 ? get_le64(p + 1) : double_from_key(get_be64(p + 1));
             out->type = SP_TYPE_DOUBLE;
             memcpy(&out->u.d, &bits, 8);
         }
@@ -223,6 +257,35 @@ int sp_key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *ou
     }
     }
     return sp_err_set(err, SP_ECORRUPT, "unknown value tag %u at byte %zu", p[0], *pos);
+}
+
+void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v) { encode_value(out, v, SP_KEY_FORMAT); }
+
+int sp_key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *out, sp_err_t *err)
+{
+    return key_decode_value(buf, len, pos, out, SP_KEY_FORMAT, err);
+}
+
+void sp_state_encode_value(sp_buf_t *out, const sp_value_t *v) { encode_value(out, v, 1); }
+
+int sp_state_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *out, sp_err_t *err)
+{
+    return key_decode_value(buf, len, pos, out, 1, err);
+}
+
+int sp_key_upgrade(uint32_t from, const void *key, size_t len, sp_buf_t *out, sp_err_t *err)
+{
+    if (from != 1 && from != SP_KEY_FORMAT)
+        return sp_err_set(err, SP_EVERSION, "keys of format %u are unknown to this spate", from);
+    size_t pos = 0;
+    while (pos < len) {
+        sp_value_t v;
+        int rc = key_decode_value(key, len, &pos, &v, (int)from, err);
+        if (rc != 0)
+            return rc;
+        sp_key_encode_value(out, &v);
+    }
+    return 0;
 }
 
 int sp_key_decode(const void *buf, size_t len, sp_value_t *out, size_t n, sp_err_t *err)

@@ -77,8 +77,31 @@ enum {
 /* Bytes sp_key_encode_value will write for v. */
 size_t sp_key_value_size(const sp_value_t *v);
 
-/* Append the encoding of v to out. */
+/* Append the encoding of v to out: a tag byte, then BIGINT and DOUBLE as 8
+ * bytes that compare with memcmp as the numbers do (big-endian, sign made
+ * monotonic; -0.0 as 0.0, every NaN as one), STRING as a 4-byte
+ * little-endian length and the bytes. So keys that share their leading
+ * values sort together, and numbers in order: the checkpoint's state
+ * B-tree keeps the groups a batch touches (the next times, the next
+ * indexes) on few pages. Part of the checkpoint format (format 2) and of
+ * the wire protocol (version 2). */
 void sp_key_encode_value(sp_buf_t *out, const sp_value_t *v);
+
+/* A value inside aggregate state bytes (MIN and MAX, query/agg.h): the
+ * key codec's layout with numbers little-endian, plain bits (key format 1:
+ * state bytes need not sort, and stay as checkpoint format 1 wrote them). */
+void sp_state_encode_value(sp_buf_t *out, const sp_value_t *v);
+int sp_state_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *out,
+                          sp_err_t *err);
+
+/* The key encoding of checkpoint format 2 (today's). Format 1 stored
+ * numbers little-endian, plain bits. */
+#define SP_KEY_FORMAT 2
+
+/* Re-encode a key of key format `from` (1 or SP_KEY_FORMAT) as today's
+ * encoding, appended to out. SP_ECORRUPT when the bytes are not a key of
+ * that format, SP_EVERSION for a format this spate does not know. */
+int sp_key_upgrade(uint32_t from, const void *key, size_t len, sp_buf_t *out, sp_err_t *err);
 
 /* Decode one value at *pos in [buf, buf+len); advances *pos. String values
  * borrow from buf. Returns 0, or SP_ECORRUPT (message in err) when the bytes

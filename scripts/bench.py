@@ -55,6 +55,7 @@ QS = "SELECT Device, Index, count(*) AS n FROM activity GROUP BY Device, Index"
 DUCK_COLS = ("{'Arrival_Time':'BIGINT','Creation_Time':'BIGINT','Device':'VARCHAR','Index':'BIGINT',"
              "'Model':'VARCHAR','User':'VARCHAR','gt':'VARCHAR','x':'DOUBLE','y':'DOUBLE','z':'DOUBLE'}")
 REL_TOL = 1e-9
+CKPT_FORMAT = 2  # storage/ckpt.h's CKPT_FORMAT_VERSION: cached checkpoints are rebuilt when it changes
 MEASUREMENTS = ["throughput", "percore", "latency", "restart", "flat"]
 
 DUCK_SCRIPT = r"""
@@ -283,7 +284,7 @@ class Bench:
         d, info = self.gen_cached(f"state-{groups}", ["--files", str(files), "--rows-per-file",
                                                       str(groups // files), "--seed", "2030"],
                                   f"{groups:,} rows for a state of {groups:,} groups")
-        base = os.path.join(self.dir, f"state-{groups}.ckpt")
+        base = os.path.join(self.dir, f"state-{groups}.ckpt-v{CKPT_FORMAT}")
         self.clean_src(d, "part-")
         if not os.path.exists(os.path.join(base, ".complete")):
             say(f"building a checkpoint with {groups:,} groups in state ({self.rel(base)})")
@@ -302,7 +303,7 @@ class Bench:
     def planning_base(self, n):
         d, info = self.gen_cached(f"files-{n}", ["--files", str(n), "--rows-per-file", "1", "--seed", "2033"],
                                   f"{n:,} one-line files")
-        base = os.path.join(self.dir, f"files-{n}.ckpt")
+        base = os.path.join(self.dir, f"files-{n}.ckpt-v{CKPT_FORMAT}")
         self.clean_src(d, "part-")
         if not os.path.exists(os.path.join(base, ".complete")):
             say(f"processing the {n:,} files once ({self.rel(base)})")

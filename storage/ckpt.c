@@ -79,6 +79,8 @@ struct ckpt {
     uintptr_t map_lo, map_hi;    /* where data.mdb is mapped; 0, 0 when unknown */
     uintptr_t file_hi;           /* map_lo + the data file's size at txn begin */
     sp_buf_t buf;                /* scratch for encoding records */
+    uint32_t format;             /* of the state keys: CKPT_FORMAT_VERSION, or an
+                                    older one until ckpt_upgrade */
     struct ckpt *next;           /* registry */
 };
 
@@ -571,12 +573,19 @@ static size_t long_key(uint8_t *out, const void *key, size_t klen)
     return LONG_KEY_LEN;
 }
 
-static MDB_val state_key(uint8_t kb[STATE_KEY_MAX], uint32_t key_group, const void *key,
-                         size_t klen)
+/* The LMDB key of a group's state: CKPT_STATE_KEY_TAG, then the group key
+ * (long keys shortened, see long_key), so that groups sort as their values
+ * do and the groups a batch touches share pages (the tag keeps the empty
+ * key of a global aggregate a valid LMDB key). Format 1 put a key group (2
+ * bytes, from the key's hash) first, which scattered them. */
+static MDB_val state_key(uint8_t kb[STATE_KEY_MAX], const void *key, size_t klen)
 {
-    put_be(kb, key_group, 2);
-    return (MDB_val){.mv_size = 2 + long_key(kb + 2, key, klen), .mv_data = kb};
+    kb[0] = CKPT_STATE_KEY_TAG;
+    return (MDB_val){.mv_size = 1 + long_key(kb + 1, key, klen), .mv_data = kb};
 }
+
+/* Bytes before the group key in a state key of c's format. */
+static size_t state_key_prefix(const ckpt_t *c) { return c->format < 2 ? 2 : 1; }
 
 static int batch_from_key(const ckpt_t *c, const MDB_val *k, const char *db, int64_t *out,
                           sp_err_t *err)
@@ -1062,43 +1071,39 @@ static int source_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, in
 
 /* A state entry: key group, group key and aggregate bytes, borrowed from
  * k and v. */
-static int state_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, uint32_t *group,
-                        const void **key, size_t *klen, const void **state, size_t *slen,
-                        sp_err_t *err)
+static int state_decode(const ckpt_t *c, const MDB_val *k, const MDB_val *v, const void **key,
+                        size_t *klen, const void **state, size_t *slen, sp_err_t *err)
 {
     const uint8_t *kp = k->mv_data, *vp = v->mv_data;
-    if (k->mv_size < 2)
+    size_t pre = state_key_prefix(c);
+    if (k->mv_size < pre)
         return damaged(c, err, "a state key of %zu bytes", k->mv_size);
-    *group = (uint32_t)get_be(kp, 2);
     if (v->mv_size < 1 + CKPT_REC_CRC)
-        return damaged(c, err, "a state value of %zu bytes in key group %u", v->mv_size, *group);
+        return damaged(c, err, "a state value of %zu bytes", v->mv_size);
     size_t vlen = v->mv_size - CKPT_REC_CRC;
     if (rec_crc(kp, k->mv_size, vp, vlen) != (uint32_t)get_be(vp + vlen, 4))
-        return damaged(c, err, "a state entry in key group %u: checksum mismatch", *group);
+        return damaged(c, err, "a state entry: checksum mismatch");
     if (vp[0] == CKPT_STATE_SHORT) {
-        if (k->mv_size > 2 + CKPT_KEY_INLINE_MAX)
-            return damaged(c, err, "a short state entry under a long key in key group %u",
-                           *group);
-        *key = kp + 2;
-        *klen = k->mv_size - 2;
+        if (k->mv_size > pre + CKPT_KEY_INLINE_MAX)
+            return damaged(c, err, "a short state entry under a long key");
+        *key = kp + pre;
+        *klen = k->mv_size - pre;
         *state = vp + 1;
         *slen = vlen - 1;
         return 0;
     }
     if (vp[0] != CKPT_STATE_LONG)
-        return damaged(c, err, "a state value in key group %u has unknown version byte 0x%02x",
-                       *group, vp[0]);
-    if (k->mv_size != 2 + LONG_KEY_LEN || vlen < 5)
-        return damaged(c, err, "a long state entry in key group %u is malformed", *group);
+        return damaged(c, err, "a state value has unknown version byte 0x%02x", vp[0]);
+    if (k->mv_size != pre + LONG_KEY_LEN || vlen < 5)
+        return damaged(c, err, "a long state entry is malformed");
     uint64_t n = get_be(vp + 1, 4);
     if (n <= CKPT_KEY_INLINE_MAX || n > vlen - 5)
-        return damaged(c, err, "a long state entry in key group %u has a key of %" PRIu64
-                       " bytes in a value of %zu", *group, n, vlen);
+        return damaged(c, err, "a long state entry has a key of %" PRIu64 " bytes in a value of %zu", n,
+                       vlen);
     uint8_t kb[LONG_KEY_LEN];
     long_key(kb, vp + 5, n);
-    if (memcmp(kb, kp + 2, LONG_KEY_LEN) != 0)
-        return damaged(c, err, "a long state entry in key group %u does not match its key",
-                       *group);
+    if (memcmp(kb, kp + pre, LONG_KEY_LEN) != 0)
+        return damaged(c, err, "a long state entry does not match its key");
     *key = vp + 5;
     *klen = (size_t)n;
     *state = vp + 5 + n;
@@ -1362,6 +1367,7 @@ static int env_setup(ckpt_t *c, MDB_txn *txn, bool create, bool *have_format, sp
     *have_format = rc == 0;
     if (rc != 0 && rc != SP_ENOTFOUND)
         return rc;
+    c->format = *have_format ? version : CKPT_FORMAT_VERSION;
     if ((rc = dbs_open(c, txn, create, err)) != 0)
         return rc;
     if (!*have_format) {
@@ -1994,73 +2000,70 @@ int ckpt_commit_begin(ckpt_t *c, int64_t batch_id, ckpt_txn_t **out, sp_err_t *e
     return 0;
 }
 
-int ckpt_txn_state_get(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
-                       const void **state, size_t *slen, sp_err_t *err)
+/* State reads and writes need keys of today's format. */
+static int state_current(const ckpt_t *c, sp_err_t *err)
+{
+    if (c->format >= CKPT_FORMAT_VERSION)
+        return 0;
+    return sp_err_set(err, SP_EVERSION, "checkpoint %s holds state in checkpoint format %u: "
+                      "ckpt_upgrade it first", c->dir, c->format);
+}
+
+int ckpt_txn_state_get(ckpt_txn_t *t, const void *key, size_t klen, const void **state, size_t *slen,
+                       sp_err_t *err)
 {
     CKPT_GUARD(); /* see "fault guard" */
     int rc = txn_usable(t, err);
     if (rc != 0)
         return rc;
     ckpt_t *c = t->c;
-    if (key_group > 0xFFFF)
-        return sp_err_set(err, SP_EINVAL, "checkpoint %s: key group %u out of range", c->dir,
-                          key_group);
+    if ((rc = state_current(c, err)) != 0)
+        return rc;
     uint8_t kb[STATE_KEY_MAX];
-    MDB_val k = state_key(kb, key_group, key, klen), v;
+    MDB_val k = state_key(kb, key, klen), v;
     rc = db_get(c, t->txn, CKPT_DB_STATE, &k, &v);
     if (rc == MDB_NOTFOUND)
         return SP_ENOTFOUND;
     if (rc != 0)
         return txn_dead(t, fail(c, rc, err, "reading state"));
-    uint32_t g;
     const void *skey;
     size_t sklen;
-    if ((rc = state_decode(c, &k, &v, &g, &skey, &sklen, state, slen, err)) != 0)
+    if ((rc = state_decode(c, &k, &v, &skey, &sklen, state, slen, err)) != 0)
         return rc;
     if (sklen != klen || (klen && memcmp(skey, key, klen) != 0))
         return SP_ENOTFOUND; /* another long key in the same slot */
     return 0;
 }
 
-int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
-                       const void *state, size_t slen, sp_err_t *err)
+/* Put one state entry in txn. Returns 0, CKPT__MAP_FULL, SP_EINVAL (two
+ * long keys in one slot) or another SP_E* code from fail(). */
+static int state_put_txn(ckpt_t *c, MDB_txn *txn, const void *key, size_t klen, const void *state,
+                         size_t slen, sp_err_t *err)
 {
-    CKPT_GUARD(); /* see "fault guard" */
-    int rc = txn_writable(t, err);
-    if (rc != 0)
-        return rc;
-    ckpt_t *c = t->c;
-    if (key_group > 0xFFFF)
-        return sp_err_set(err, SP_EINVAL, "checkpoint %s: key group %u out of range", c->dir,
-                          key_group);
     if (klen > UINT32_MAX || slen > SIZE_MAX - klen - 5)
         return sp_err_set(err, SP_EINVAL, "checkpoint %s: state entry too large", c->dir);
     uint8_t kb[STATE_KEY_MAX];
-    MDB_val k = state_key(kb, key_group, key, klen), v;
+    MDB_val k = state_key(kb, key, klen), v;
     bool is_long = klen > CKPT_KEY_INLINE_MAX;
     if (is_long) {
-        rc = db_get(c, t->txn, CKPT_DB_STATE, &k, &v);
+        int rc = db_get(c, txn, CKPT_DB_STATE, &k, &v);
         if (rc == 0) {
-            uint32_t g;
             const void *skey, *sstate;
             size_t sklen, sslen;
-            if ((rc = state_decode(c, &k, &v, &g, &skey, &sklen, &sstate, &sslen, err)) != 0)
+            if ((rc = state_decode(c, &k, &v, &skey, &sklen, &sstate, &sslen, err)) != 0)
                 return rc;
             if (sklen != klen || memcmp(skey, key, klen) != 0)
-                return sp_err_set(err, SP_EINVAL, "checkpoint %s: two group keys of key group "
-                                  "%u share a state slot (64-bit hash collision)", c->dir,
-                                  key_group);
+                return sp_err_set(err, SP_EINVAL, "checkpoint %s: two group keys share a state slot "
+                                  "(64-bit hash collision)", c->dir);
         } else if (rc != MDB_NOTFOUND) {
-            return txn_dead(t, fail(c, rc, err, "reading state"));
+            return fail(c, rc, err, "reading state");
         }
     }
     v.mv_size = (is_long ? 5 + klen : 1) + slen + CKPT_REC_CRC;
     v.mv_data = NULL;
-    rc = mdb_put(t->txn, c->dbi[CKPT_DB_STATE], &k, &v, MDB_RESERVE);
-    if (rc == MDB_MAP_FULL)
-        return txn_retry(t, err);
+    int rc = mdb_put(txn, c->dbi[CKPT_DB_STATE], &k, &v, MDB_RESERVE);
     if (rc != 0)
-        return txn_dead(t, fail(c, rc, err, "writing state"));
+        return fail(c, rc, err, "writing state");
     uint8_t *p = v.mv_data;
     if (is_long) {
         p[0] = CKPT_STATE_LONG;
@@ -2075,6 +2078,24 @@ int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_
     size_t vlen = v.mv_size - CKPT_REC_CRC;
     put_be((uint8_t *)v.mv_data + vlen, rec_crc(k.mv_data, k.mv_size, v.mv_data, vlen), 4);
     return 0;
+}
+
+int ckpt_txn_state_put(ckpt_txn_t *t, const void *key, size_t klen, const void *state, size_t slen,
+                       sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    int rc = txn_writable(t, err);
+    if (rc != 0)
+        return rc;
+    ckpt_t *c = t->c;
+    if ((rc = state_current(c, err)) != 0)
+        return rc;
+    rc = state_put_txn(c, t->txn, key, klen, state, slen, err);
+    if (rc == CKPT__MAP_FULL)
+        return txn_retry(t, err);
+    if (rc != 0 && rc != SP_EINVAL)
+        return txn_dead(t, rc);
+    return rc;
 }
 
 int ckpt_txn_sink_put(ckpt_txn_t *t, const void *rec, size_t len, sp_err_t *err)
@@ -2112,12 +2133,11 @@ static int state_walk(ckpt_t *c, MDB_txn *txn, ckpt_state_fn fn, void *ctx, sp_e
     c->scans++;
     int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
     for (; grc == 0; grc = cursor_get(c, cur, &k, &v, MDB_NEXT)) {
-        uint32_t group;
         const void *key, *state;
         size_t klen, slen;
-        if ((rc = state_decode(c, &k, &v, &group, &key, &klen, &state, &slen, err)) != 0)
+        if ((rc = state_decode(c, &k, &v, &key, &klen, &state, &slen, err)) != 0)
             break;
-        if ((rc = fn(ctx, group, key, klen, state, slen)) != 0)
+        if ((rc = fn(ctx, key, klen, state, slen)) != 0)
             break;
     }
     c->scans--;
@@ -2218,6 +2238,112 @@ int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err)
         return rc;
     rc = state_walk(c, txn, fn, ctx, err);
     mdb_txn_abort(txn);
+    return rc;
+}
+
+uint32_t ckpt_state_key_format(const ckpt_t *c) { return c->format; }
+
+/* ==== upgrading an older format ======================================== */
+
+typedef struct upgrade {
+    ckpt_key_upgrade_fn fn;
+    void *ctx;
+    uint32_t from;      /* the format found */
+    uint64_t entries;   /* state entries rewritten */
+    sp_buf_t keys, states; /* the entries, each length-prefixed */
+} upgrade_t;
+
+static void put_len(sp_buf_t *b, const void *p, size_t n)
+{
+    uint8_t l[8];
+    put_be(l, n, 8);
+    sp_buf_append(b, l, 8);
+    sp_buf_append(b, p, n);
+}
+
+static const void *get_len(const sp_buf_t *b, size_t *pos, size_t *n)
+{
+    *n = (size_t)get_be((const uint8_t *)b->data + *pos, 8);
+    const void *p = b->data + *pos + 8;
+    *pos += 8 + *n;
+    return p;
+}
+
+/* Read every state entry with its old key, drop them, put them back under
+ * the upgraded keys, and write the format record of today: one
+ * transaction, so a crash leaves the old checkpoint as it was. */
+static int upgrade_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *err)
+{
+    upgrade_t *u = (upgrade_t *)arg;
+    c->format = u->from; /* (a retry after map growth starts over) */
+    u->entries = 0;
+    u->keys.len = u->states.len = 0;
+    uint32_t version;
+    int64_t created = 0;
+    int rc = format_read(c, txn, &version, &created, NULL, err);
+    if (rc != 0)
+        return rc;
+    sp_buf_t key = SP_BUF_INIT;
+    if (c->have[CKPT_DB_STATE]) {
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, c->dbi[CKPT_DB_STATE], &cur)) != 0)
+            return fail(c, rc, err, "opening a cursor on state");
+        MDB_val k, v;
+        int grc = cursor_get(c, cur, &k, &v, MDB_FIRST);
+        for (; grc == 0 && rc == 0; grc = cursor_get(c, cur, &k, &v, MDB_NEXT)) {
+            const void *okey, *state;
+            size_t oklen, slen;
+            if ((rc = state_decode(c, &k, &v, &okey, &oklen, &state, &slen, err)) != 0)
+                break;
+            key.len = 0;
+            if ((rc = u->fn(u->ctx, u->from, okey, oklen, &key, err)) != 0) {
+                rc = sp_err_wrap(err, SP_ECORRUPT, "checkpoint %s: upgrading a state key", c->dir);
+                break;
+            }
+            put_len(&u->keys, key.data, key.len);
+            put_len(&u->states, state, slen);
+            u->entries++;
+        }
+        mdb_cursor_close(cur);
+        if (rc == 0 && grc != MDB_NOTFOUND)
+            rc = fail(c, grc, err, "scanning state");
+        if (rc == 0 && (rc = mdb_drop(txn, c->dbi[CKPT_DB_STATE], 0)) != 0)
+            rc = fail(c, rc, err, "emptying state");
+    }
+    sp_buf_free(&key);
+    if (rc != 0)
+        return rc;
+    c->format = CKPT_FORMAT_VERSION;
+    size_t kp = 0, sp = 0;
+    for (uint64_t i = 0; i < u->entries && rc == 0; i++) {
+        size_t klen, slen;
+        const void *k = get_len(&u->keys, &kp, &klen);
+        const void *st = get_len(&u->states, &sp, &slen);
+        rc = state_put_txn(c, txn, k, klen, st, slen, err);
+    }
+    if (rc == 0)
+        rc = format_write(c, txn, created, err);
+    if (rc != 0)
+        c->format = u->from;
+    return rc;
+}
+
+int ckpt_upgrade(ckpt_t *c, ckpt_key_upgrade_fn fn, void *ctx, uint32_t *from, uint64_t *entries,
+                 sp_err_t *err)
+{
+    CKPT_GUARD(); /* see "fault guard" */
+    *from = c->format;
+    *entries = 0;
+    if (c->format >= CKPT_FORMAT_VERSION)
+        return 0;
+    if (c->readonly)
+        return sp_err_set(err, SP_EINVAL, "checkpoint %s is open read-only: it cannot be upgraded",
+                          c->dir);
+    upgrade_t u = {fn, ctx, c->format, 0, SP_BUF_INIT, SP_BUF_INIT};
+    int rc = write_retry(c, upgrade_txn, &u, "upgrading the checkpoint format", err);
+    *entries = u.entries;
+    sp_buf_free(&u.keys);
+    sp_buf_free(&u.states);
     return rc;
 }
 

@@ -10,12 +10,19 @@
  *             as the batch's state changes and sink bookkeeping
  *   sources   file path -> the batch that took it (the seen-file index, a
  *             B-tree look-up per listed file)
- *   state     (key group, group key) -> aggregate state bytes
+ *   state     group key -> aggregate state bytes, in the order of the
+ *             key bytes (query/value.h makes that the order of the
+ *             values: a batch's groups share pages)
  *   sink      batch id -> the sink's record of what it wrote for the batch
  *   progress  the last progress reports (JSON), so they outlive the driver
  *
  * The byte layout of every record is in storage/ckpt_int.h. Every record
- * carries a version; a checkpoint written by a newer format is refused.
+ * carries a version; a checkpoint written by a newer format is refused,
+ * one of an older format is read as it is and rewritten to today's by
+ * ckpt_upgrade before anything writes state. Format 1 (spate 0.1.0) put a
+ * key group (2 bytes from the key's hash) before each state key and
+ * stored numbers in keys little-endian, which scattered a batch's groups
+ * over the whole B-tree; format 2 keys by the group key alone.
  *
  * One writer at a time: ckpt_open without CKPT_READONLY takes an exclusive
  * lock (a file lock on DIR/LOCK) for the life of the handle. Readers
@@ -42,8 +49,9 @@
 #include <stdint.h>
 
 #include "sp_err.h"
+#include "sp_util.h"
 
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2
 
 typedef struct ckpt ckpt_t;
 typedef struct ckpt_txn ckpt_txn_t;
@@ -180,21 +188,23 @@ int ckpt_commit_begin(ckpt_t *c, int64_t batch_id, ckpt_txn_t **out, sp_err_t *e
 
 /* Look up a group's state. *state points into the map, valid until the
  * transaction ends or the next put. SP_ENOTFOUND when absent. */
-int ckpt_txn_state_get(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
-                       const void **state, size_t *slen, sp_err_t *err);
+int ckpt_txn_state_get(ckpt_txn_t *t, const void *key, size_t klen, const void **state, size_t *slen,
+                       sp_err_t *err);
 
-/* Insert or replace a group's state. */
-int ckpt_txn_state_put(ckpt_txn_t *t, uint32_t key_group, const void *key, size_t klen,
-                       const void *state, size_t slen, sp_err_t *err);
+/* Insert or replace a group's state. Both refuse a checkpoint of an older
+ * format with SP_EVERSION until ckpt_upgrade. */
+int ckpt_txn_state_put(ckpt_txn_t *t, const void *key, size_t klen, const void *state, size_t slen,
+                       sp_err_t *err);
 
 /* Record the sink's bookkeeping for this batch (opaque bytes of the sink's
  * own versioned format). */
 int ckpt_txn_sink_put(ckpt_txn_t *t, const void *rec, size_t len, sp_err_t *err);
 
 /* Called for each state entry, in key order; return non-zero to stop (that
- * value is returned by the scan). */
-typedef int (*ckpt_state_fn)(void *ctx, uint32_t key_group, const void *key, size_t klen,
-                             const void *state, size_t slen);
+ * value is returned by the scan). Keys are in the checkpoint's key format
+ * (ckpt_state_key_format): an older one until ckpt_upgrade. */
+typedef int (*ckpt_state_fn)(void *ctx, const void *key, size_t klen, const void *state,
+                             size_t slen);
 
 /* Scan the state as this transaction sees it (its own puts included). fn
  * must not change or end the transaction (puts and ckpt_commit_end from
@@ -220,6 +230,26 @@ void ckpt_txn_abort(ckpt_txn_t **t);
 
 /* Scan the committed state in a read transaction. */
 int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err);
+
+/* The format of the state keys a scan hands out: CKPT_FORMAT_VERSION, or
+ * the older format of a checkpoint not upgraded yet (a reader converts,
+ * e.g. with sp_key_upgrade_v1 for format 1). */
+uint32_t ckpt_state_key_format(const ckpt_t *c);
+
+/* ---- upgrading ----------------------------------------------------------- */
+
+/* Rewrite one state key of format `from` as today's key, appended to out
+ * (the key codec is the query layer's, not storage's). */
+typedef int (*ckpt_key_upgrade_fn)(void *ctx, uint32_t from, const void *key, size_t klen,
+                                   sp_buf_t *out, sp_err_t *err);
+
+/* Bring a checkpoint of an older format to CKPT_FORMAT_VERSION in one
+ * write transaction (every state entry re-keyed through fn, the format
+ * record rewritten); nothing to do for one of today's format. *from is the
+ * format found, *entries the state entries rewritten. A crash during it
+ * leaves the checkpoint in its old format. */
+int ckpt_upgrade(ckpt_t *c, ckpt_key_upgrade_fn fn, void *ctx, uint32_t *from, uint64_t *entries,
+                 sp_err_t *err);
 
 /* Read commits[batch_id]; SP_ENOTFOUND when absent. */
 int ckpt_commit_read(ckpt_t *c, int64_t batch_id, ckpt_commit_t *out, sp_err_t *err);

@@ -30,20 +30,25 @@
  *             path > 400 bytes: its first 400 bytes, then
  *             XXH3-64 (seed 0) of the whole path, 8 bytes
  *             big-endian (408 bytes in all)
- *   state     key group: 2 bytes big-endian, then the      state value
- *             group key bytes (group key <= 400 bytes);
- *             longer group keys: key group, the first
- *             400 bytes, XXH3-64 of the whole group key,
- *             8 bytes big-endian (410 bytes in all)
+ *   state     0x4b ('K'), then the group key bytes         state value
+ *             (group key <= 400 bytes); longer group keys:
+ *             'K', the first 400 bytes, XXH3-64 of the
+ *             whole group key, 8 bytes big-endian (409
+ *             bytes in all).
+ *             Format 1: a key group (2 bytes big-endian)
+ *             in place of 'K', and the group key's numbers
+ *             little-endian (query/value.c decodes them
+ *             for ckpt_upgrade)
  *   sink      batch id: 8 bytes, big-endian                sink record
  *   progress  sequence number: 8 bytes, big-endian         progress record
  *             (added in release 0.1; absent from older
  *             checkpoints until a writer opens them)
  *
  * Batch ids are >= 0, so big-endian byte order is numeric order and LMDB's
- * default memcmp comparison sorts batches and key groups numerically.
+ * default memcmp comparison sorts batches numerically, and group keys
+ * (query/value.h) as their values.
  * Long paths and group keys (LMDB keys stop at 511 bytes) are told apart
- * from short ones by length alone (408/410 bytes against at most 400/402),
+ * from short ones by length alone (408/409 bytes against at most 400/401),
  * and their records carry the whole path or key, which every look-up
  * compares. Two long keys that share their first 400 bytes and their 64-bit
  * hash would share a slot: ckpt_txn_state_put refuses the second (SP_EINVAL)
@@ -140,6 +145,9 @@
 /* Header and trailer bytes of a framed record. */
 #define CKPT_REC_HEAD 2
 #define CKPT_REC_CRC 4
+
+/* First byte of a state key (format 2). */
+#define CKPT_STATE_KEY_TAG 0x4b
 
 /* First byte of a state value. */
 #define CKPT_STATE_SHORT 0x01

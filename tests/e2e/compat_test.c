@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "ckpt.h"
 #include "ckpt_raw.h"
 #include "e2e.h"
 #include "sp_util.h"
@@ -175,14 +176,17 @@ static oracle_t *fixture_oracle(const char *in)
     return o;
 }
 
-/* A checkpoint written by spate 0.1.0 (format 1) must open and resume in
- * every later release. Its source directory is recreated exactly: the
- * generator is deterministic (see tests/fixtures/make-ckpt-v1). */
-Test(compat, the_format_1_fixture_opens_and_resumes)
+/* A checkpoint of checkpoint format `version` (tests/fixtures/ckpt-vN,
+ * written by tests/fixtures/make-ckpt-vN) must open and resume in every
+ * later release. Its source directory is recreated exactly: the generator
+ * is deterministic. */
+static void fixture_opens_and_resumes(int version)
 {
-    const char *fixin = "/tmp/spate-fixture-v1/input";
-    char *cmd = sp_xasprintf("rm -rf /tmp/spate-fixture-v1 && mkdir -p %s && cp -r %s/tests/fixtures/ckpt-v1 %s/ckpt",
-                             fixin, ts_env("SPATE_SOURCE_DIR"), env.dir);
+    char fixdir[64], fixin[96];
+    snprintf(fixdir, sizeof fixdir, "/tmp/spate-fixture-v%d", version);
+    snprintf(fixin, sizeof fixin, "%s/input", fixdir);
+    char *cmd = sp_xasprintf("rm -rf %s && mkdir -p %s && cp -r %s/tests/fixtures/ckpt-v%d %s/ckpt", fixdir,
+                             fixin, ts_env("SPATE_SOURCE_DIR"), version, env.dir);
     cr_assert_eq(system(cmd), 0);
     free(cmd);
     const char *gen[] = {ts_env("SPATE_GEN"), "--out", fixin, "--files", "3", "--rows-per-file", "1000",
@@ -190,7 +194,7 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
     cr_assert_eq(ts_run(gen, 60000, NULL, NULL), 0);
     static const char *const names[] = FIXTURE_SQL_NAMES;
 
-    /* it opens: the result is what those three files give */
+    /* it opens, read as it is: the result is what those three files give */
     oracle_t *o = fixture_oracle(fixin);
     e2e_expect_result(env.ckpt, o, names, 1e-9);
     oracle_destroy(&o);
@@ -207,6 +211,8 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
                        "--checkpoint", env.ckpt, "--trigger", "available-now", "--sink", "memory:fixture", NULL);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(strstr(err, "resuming after batch 1"), "it must resume, not start over: %s", err);
+    if (version < CKPT_FORMAT_VERSION)
+        cr_assert(strstr(err, "upgraded from format"), "an old format is upgraded first: %s", err);
     free(err);
     free(fsrc);
     o = fixture_oracle(fixin);
@@ -215,4 +221,15 @@ Test(compat, the_format_1_fixture_opens_and_resumes)
     long long planned, committed;
     cr_assert(e2e_batches(env.ckpt, &planned, &committed));
     cr_assert_eq(committed, 2, "two batches from the fixture and one new");
+}
+
+/* spate 0.1.0's first format: state keys behind a key group. */
+Test(compat, the_format_1_fixture_opens_and_resumes)
+{
+    fixture_opens_and_resumes(1);
+}
+
+Test(compat, the_format_2_fixture_opens_and_resumes)
+{
+    fixture_opens_and_resumes(2);
 }

@@ -126,7 +126,7 @@ static int commit_entries(ckpt_t *c, int64_t id, uint32_t from, uint32_t to)
             char k[16];
             uint8_t v[100];
             value_of(i, v);
-            rc = ckpt_txn_state_put(t, i % 256, k, key_of(i, k), v, sizeof v, &err);
+            rc = ckpt_txn_state_put(t, k, key_of(i, k), v, sizeof v, &err);
         }
         if (rc == 0) {
             ckpt_commit_t rec = commit_rec(id);
@@ -146,13 +146,12 @@ static int commit_entries(ckpt_t *c, int64_t id, uint32_t from, uint32_t to)
 typedef struct scan_ctx {
     size_t n;
     size_t bad;
-    uint32_t last_group;
+    long long last; /* the last entry's number, -1 before the first */
     char first_bad[256];
 } scan_ctx_t;
 
 /* Checks that each entry is what commit_entries put. */
-static int check_entry(void *vctx, uint32_t group, const void *key, size_t klen,
-                       const void *state, size_t slen)
+static int check_entry(void *vctx, const void *key, size_t klen, const void *state, size_t slen)
 {
     scan_ctx_t *ctx = vctx;
     char k[16];
@@ -164,13 +163,13 @@ static int check_entry(void *vctx, uint32_t group, const void *key, size_t klen,
     memcpy(k, key, klen);
     k[klen] = '\0';
     uint8_t v[100];
-    if (sscanf(k, "k%9u", &i) != 1 || group != i % 256 || group < ctx->last_group ||
+    if (sscanf(k, "k%9u", &i) != 1 || (long long)i <= ctx->last ||
         slen != 100 || (value_of(i, v), memcmp(v, state, 100) != 0)) {
         if (ctx->bad++ == 0)
-            snprintf(ctx->first_bad, sizeof ctx->first_bad, "group %u key %s slen %zu", group,
-                     k, slen);
+            snprintf(ctx->first_bad, sizeof ctx->first_bad, "key %s after %lld, slen %zu", k,
+                     ctx->last, slen);
     }
-    ctx->last_group = group;
+    ctx->last = i;
     ctx->n++;
     return 0;
 }
@@ -267,8 +266,8 @@ Test(ckpt, usage)
     assert_ok(ckpt_commit_begin(c, 0, &t, &err), err);
     const void *st;
     size_t slen;
-    cr_assert_eq(ckpt_txn_state_get(t, 3, "alice", 5, &st, &slen, &err), SP_ENOTFOUND);
-    assert_ok(ckpt_txn_state_put(t, 3, "alice", 5, "\x02\0\0\0\0\0\0\0", 8, &err), err);
+    cr_assert_eq(ckpt_txn_state_get(t, "alice", 5, &st, &slen, &err), SP_ENOTFOUND);
+    assert_ok(ckpt_txn_state_put(t, "alice", 5, "\x02\0\0\0\0\0\0\0", 8, &err), err);
     assert_ok(ckpt_txn_sink_put(t, "sink-v1", 7, &err), err);
     cr_assert_eq(ckpt_txn_state_count(t), 1);
     ckpt_commit_t rec = {.batch_id = 0, .committed_ms = 2, .input_rows = 2, .state_rows = 1,
@@ -670,19 +669,16 @@ Test(ckpt, last_planned_and_committed)
 
 typedef struct collect {
     size_t n;
-    uint32_t groups[16];
     char keys[16][1100];
     size_t klens[16];
     char states[16][32];
     int stop_after;
 } collect_t;
 
-static int collect_fn(void *vctx, uint32_t group, const void *key, size_t klen,
-                      const void *state, size_t slen)
+static int collect_fn(void *vctx, const void *key, size_t klen, const void *state, size_t slen)
 {
     collect_t *ctx = vctx;
     if (ctx->n < 16) {
-        ctx->groups[ctx->n] = group;
         memcpy(ctx->keys[ctx->n], key, klen < 1100 ? klen : 1100);
         ctx->klens[ctx->n] = klen;
         snprintf(ctx->states[ctx->n], 32, "%.*s", (int)slen, (const char *)state);
@@ -701,7 +697,7 @@ Test(ckpt, commit_state_sink_and_abort)
     /* An aborted commit leaves nothing behind. */
     ckpt_txn_t *t;
     assert_ok(ckpt_commit_begin(c, 0, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 1, "gone", 4, "x", 1, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "gone", 4, "x", 1, &err), err);
     assert_ok(ckpt_txn_sink_put(t, "gone", 4, &err), err);
     ckpt_txn_abort(&t);
     collect_t col = {0};
@@ -719,27 +715,26 @@ Test(ckpt, commit_state_sink_and_abort)
     memcpy(long2, long1, sizeof long2);
     long2[999] = 'M'; /* same first 400 bytes */
     assert_ok(ckpt_commit_begin(c, 0, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 300, "b", 1, "s-b", 3, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 2, "z", 1, "s-z", 3, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 2, "a", 1, "old", 3, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 2, "a", 1, "s-a", 3, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 0, NULL, 0, "s-empty", 7, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 65535, "max", 3, "", 0, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 9, long1, sizeof long1, "s-l1", 4, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 9, long2, sizeof long2, "s-l2", 4, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 9, long2, sizeof long2, "s-l2b", 5, &err), err);
-    assert_err(ckpt_txn_state_put(t, 65536, "a", 1, "x", 1, &err), SP_EINVAL, err, "key group");
+    assert_ok(ckpt_txn_state_put(t, "b", 1, "s-b", 3, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "z", 1, "s-z", 3, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "a", 1, "old", 3, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "a", 1, "s-a", 3, &err), err);
+    assert_ok(ckpt_txn_state_put(t, NULL, 0, "s-empty", 7, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "max", 3, "", 0, &err), err);
+    assert_ok(ckpt_txn_state_put(t, long1, sizeof long1, "s-l1", 4, &err), err);
+    assert_ok(ckpt_txn_state_put(t, long2, sizeof long2, "s-l2", 4, &err), err);
+    assert_ok(ckpt_txn_state_put(t, long2, sizeof long2, "s-l2b", 5, &err), err);
     cr_assert_eq(ckpt_txn_state_count(t), 7);
     const void *st;
     size_t stlen;
-    assert_ok(ckpt_txn_state_get(t, 2, "a", 1, &st, &stlen, &err), err);
+    assert_ok(ckpt_txn_state_get(t, "a", 1, &st, &stlen, &err), err);
     cr_assert_eq(stlen, 3);
     cr_assert_eq(memcmp(st, "s-a", 3), 0);
-    cr_assert_eq(ckpt_txn_state_get(t, 3, "a", 1, &st, &stlen, &err), SP_ENOTFOUND);
-    assert_ok(ckpt_txn_state_get(t, 9, long2, sizeof long2, &st, &stlen, &err), err);
+    cr_assert_eq(ckpt_txn_state_get(t, "c", 1, &st, &stlen, &err), SP_ENOTFOUND);
+    assert_ok(ckpt_txn_state_get(t, long2, sizeof long2, &st, &stlen, &err), err);
     cr_assert_eq(stlen, 5);
     cr_assert_eq(memcmp(st, "s-l2b", 5), 0);
-    assert_ok(ckpt_txn_state_get(t, 65535, "max", 3, &st, &stlen, &err), err);
+    assert_ok(ckpt_txn_state_get(t, "max", 3, &st, &stlen, &err), err);
     cr_assert_eq(stlen, 0);
     memset(&col, 0, sizeof col);
     assert_ok(ckpt_txn_state_scan(t, collect_fn, &col, &err), err);
@@ -758,18 +753,17 @@ Test(ckpt, commit_state_sink_and_abort)
     assert_ok(ckpt_commit_end(&t, &rec, &err), err);
     ckpt_close(&c);
 
-    /* Committed: in key order (key group first, numerically). */
+    /* Committed: in the order of the key bytes ('L...' before 'a'). */
     c = open_ok(dir, CKPT_READONLY);
+    cr_assert_eq(ckpt_state_key_format(c), CKPT_FORMAT_VERSION);
     memset(&col, 0, sizeof col);
     assert_ok(ckpt_state_scan(c, collect_fn, &col, &err), err);
     cr_assert_eq(col.n, 7);
-    uint32_t groups[] = {0, 2, 2, 9, 9, 300, 65535};
-    const char *states[] = {"s-empty", "s-a", "s-z", "s-l1", "s-l2b", "s-b", ""};
+    const char *states[] = {"s-empty", "s-l1", "s-l2b", "s-a", "s-b", "", "s-z"};
     /* Long keys that share their first 400 bytes sort by their hash. */
-    int l1 = strcmp(col.states[3], "s-l1") == 0 ? 3 : 4, l2 = 7 - l1;
+    int l1 = strcmp(col.states[1], "s-l1") == 0 ? 1 : 2, l2 = 3 - l1;
     for (int i = 0; i < 7; i++) {
-        int j = i == 3 ? l1 : i == 4 ? l2 : i;
-        cr_assert_eq(col.groups[j], groups[i], "entry %d", i);
+        int j = i == 1 ? l1 : i == 2 ? l2 : i;
         cr_assert_str_eq(col.states[j], states[i], "entry %d", i);
     }
     cr_assert_eq(col.klens[0], 0);
@@ -804,9 +798,9 @@ Test(ckpt, transaction_outliving_its_checkpoint)
     plan_ok(c, 0, 1);
     ckpt_txn_t *t;
     assert_ok(ckpt_commit_begin(c, 0, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 1, "k", 1, "v", 1, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "k", 1, "v", 1, &err), err);
     ckpt_close(&c); /* aborts the transaction; t stays the caller's */
-    assert_err(ckpt_txn_state_put(t, 1, "k", 1, "v", 1, &err), SP_EINVAL, err, "closed");
+    assert_err(ckpt_txn_state_put(t, "k", 1, "v", 1, &err), SP_EINVAL, err, "closed");
     cr_assert_eq(ckpt_txn_state_count(t), 0);
     ckpt_txn_abort(&t);
     cr_assert_null(t);
@@ -824,13 +818,12 @@ typedef struct meddle {
     int put_rc, end_rc;
 } meddle_t;
 
-static int meddle_fn(void *vctx, uint32_t group, const void *key, size_t klen,
-                     const void *state, size_t slen)
+static int meddle_fn(void *vctx, const void *key, size_t klen, const void *state, size_t slen)
 {
     meddle_t *m = vctx;
     sp_err_t err = {0};
     ckpt_commit_t rec = commit_rec(0);
-    m->put_rc = ckpt_txn_state_put(m->t, 1, "new", 3, "x", 1, &err);
+    m->put_rc = ckpt_txn_state_put(m->t, "new", 3, "x", 1, &err);
     m->end_rc = ckpt_commit_end(&m->t, &rec, &err);
     return 1;
 }
@@ -844,7 +837,7 @@ Test(ckpt, no_writes_from_scan_callbacks)
     plan_ok(c, 0, 1);
     ckpt_txn_t *t;
     assert_ok(ckpt_commit_begin(c, 0, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 1, "k", 1, "v", 1, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "k", 1, "v", 1, &err), err);
     meddle_t m = {.t = t};
     cr_assert_eq(ckpt_txn_state_scan(t, meddle_fn, &m, &err), 1);
     cr_assert_eq(m.put_rc, SP_EINVAL);
@@ -876,7 +869,7 @@ Test(ckpt, records_match_the_documented_format)
     ckpt_txn_t *t;
     plan_ok(c, 4, 0);
     assert_ok(ckpt_commit_begin(c, 4, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 0x0102, "abc", 3, "\x09\x08", 2, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "abc", 3, "\x09\x08", 2, &err), err);
     ckpt_commit_t rec = {.batch_id = 4, .committed_ms = 1700000000000, .input_rows = 10,
                          .malformed_rows = 1, .state_rows = 5, .updated_rows = 300};
     assert_ok(ckpt_commit_end(&t, &rec, &err), err);
@@ -898,13 +891,13 @@ Test(ckpt, records_match_the_documented_format)
                   v[n - 1]), (uint32_t)crc);
     free(v);
 
-    /* state[(0x0102, "abc")] = version byte, the aggregate bytes, CRC */
-    v = raw_get(dir, "state", "\x01\x02" "abc", 5, &n);
+    /* state["K" "abc"] = version byte, the aggregate bytes, CRC */
+    v = raw_get(dir, "state", "Kabc", 4, &n);
     cr_assert_not_null(v);
     cr_assert_eq(n, 7);
     cr_assert_eq(memcmp(v, "\x01\x09\x08", 3), 0);
     uint8_t sealed[8] = {1, 9, 8};
-    raw_seal("\x01\x02" "abc", 5, sealed, 3);
+    raw_seal("Kabc", 4, sealed, 3);
     cr_assert_eq(memcmp(v, sealed, 7), 0, "the CRC covers key and value");
     free(v);
 
@@ -945,8 +938,11 @@ Test(ckpt, newer_format_refused)
 
     assert_err(ckpt_open(dir, 0, &c, &err), SP_EVERSION, err, "upgrade spate");
     cr_assert(strstr(err.msg, "spate 9.9.9") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "format 2") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "up to 1") != NULL, "%s", err.msg);
+    char want[64];
+    snprintf(want, sizeof want, "format %d", CKPT_FORMAT_VERSION + 1);
+    cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
+    snprintf(want, sizeof want, "up to %d", CKPT_FORMAT_VERSION);
+    cr_assert(strstr(err.msg, want) != NULL, "%s", err.msg);
     cr_assert_null(c);
     assert_err(ckpt_open(dir, CKPT_READONLY, &c, &err), SP_EVERSION, err, "upgrade spate");
 
@@ -1074,7 +1070,7 @@ static int child_reader(void *varg)
         return 10;
     /* First look while the parent has a commit open; then wait for the go. */
     for (int round = 0; round < 2; round++) {
-        scan_ctx_t ctx = {0};
+        scan_ctx_t ctx = {.last = -1};
         int64_t p, m;
         if (ckpt_state_scan(c, check_entry, &ctx, &err) != 0)
             return 11 + 10 * round;
@@ -1108,7 +1104,7 @@ Test(ckpt, reader_process_sees_committed_state_only)
     plan_ok(c, 1, 1);
     ckpt_txn_t *t;
     assert_ok(ckpt_commit_begin(c, 1, &t, &err), err);
-    assert_ok(ckpt_txn_state_put(t, 1, "uncommitted", 11, "x", 1, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "uncommitted", 11, "x", 1, &err), err);
 
     int ready[2], go[2];
     cr_assert_eq(pipe(ready), 0);
@@ -1128,7 +1124,7 @@ Test(ckpt, reader_process_sees_committed_state_only)
     commit_entries(c, 2, 1000, 51000);
     ckpt_stats_t s;
     assert_ok(ckpt_stats(c, &s, &err), err);
-    cr_assert_geq(s.map_size, (uint64_t)16 << 20);
+    cr_assert_geq(s.map_size, (uint64_t)4 << 20); /* the reader mapped 1 MB */
     cr_assert_eq(write(go[1], "g", 1), 1);
     int status = 0;
     cr_assert_eq(ts_wait(pid, 60000, &status), 1);
@@ -1165,7 +1161,7 @@ Test(ckpt, map_growth_with_retries)
     /* Every entry reads back, after a reopen with the default map size. */
     ckpt__initial_mapsize = 0;
     c = open_ok(dir, 0);
-    scan_ctx_t ctx = {0};
+    scan_ctx_t ctx = {.last = -1};
     assert_ok(ckpt_state_scan(c, check_entry, &ctx, &err), err);
     cr_assert_eq(ctx.bad, 0, "%zu bad entries, first: %s", ctx.bad, ctx.first_bad);
     cr_assert_eq(ctx.n, per_batch * batches);
@@ -1179,7 +1175,7 @@ Test(ckpt, map_growth_with_retries)
         const void *st;
         size_t slen;
         value_of(i, v);
-        assert_ok(ckpt_txn_state_get(t, i % 256, k, key_of(i, k), &st, &slen, &err), err);
+        assert_ok(ckpt_txn_state_get(t, k, key_of(i, k), &st, &slen, &err), err);
         cr_assert_eq(slen, 100);
         cr_assert_eq(memcmp(st, v, 100), 0, "entry %u", i);
     }
@@ -1250,7 +1246,7 @@ static void expect_damage(const char *dir, int code, const char *needle)
             ckpt_query_t q;
             ckpt_batch_t b;
             ckpt_commit_t rec;
-            scan_ctx_t ctx = {0};
+            scan_ctx_t ctx = {.last = -1};
             const char *p = "/data/batch0/f000001.json";
             bool seen;
             int64_t lp, lc;
@@ -1453,7 +1449,7 @@ Test(ckpt, damage_lying_lengths)
     uint8_t sv[8] = {0x07, 'x', 'y', 'z'};
     raw_put(dir, "state", "\x00\x05zz", 4, sv, raw_seal("\x00\x05zz", 4, sv, 4));
     c = open_ok(dir, CKPT_READONLY);
-    scan_ctx_t ctx = {0};
+    scan_ctx_t ctx = {.last = -1};
     assert_err(ckpt_state_scan(c, check_entry, &ctx, &err), SP_ECORRUPT, err,
                "unknown version byte 0x07");
     ckpt_close(&c);
@@ -1547,7 +1543,7 @@ Test(ckpt, read_only_file_system)
     assert_err(ckpt_open(other, CKPT_CREATE, &c, &err), SP_EIO, err, "Read-only file system");
     /* A reader still reads everything. */
     c = open_ok(dir, CKPT_READONLY);
-    scan_ctx_t ctx = {0};
+    scan_ctx_t ctx = {.last = -1};
     assert_ok(ckpt_state_scan(c, check_entry, &ctx, &err), err);
     cr_assert_eq(ctx.n, 4000);
     cr_assert_eq(ctx.bad, 0);
@@ -1593,7 +1589,7 @@ Test(ckpt, disk_full)
         char k[16];
         uint8_t v[100];
         value_of(i, v);
-        assert_ok(ckpt_txn_state_put(t, i % 256, k, key_of(i, k), v, sizeof v, &err), err);
+        assert_ok(ckpt_txn_state_put(t, k, key_of(i, k), v, sizeof v, &err), err);
     }
     char *filler = fill_disk(mnt);
     ckpt_commit_t rec = commit_rec(1);
@@ -1606,7 +1602,7 @@ Test(ckpt, disk_full)
     assert_ok(ckpt_batch_last(c, &p, &m, &err), err);
     cr_assert_eq(p, 1);
     cr_assert_eq(m, 0);
-    scan_ctx_t ctx = {0};
+    scan_ctx_t ctx = {.last = -1};
     assert_ok(ckpt_state_scan(c, check_entry, &ctx, &err), err);
     cr_assert_eq(ctx.n, 1000);
     cr_assert_eq(ctx.bad, 0);
@@ -1631,7 +1627,7 @@ Test(ckpt, disk_full)
     ckpt_close(&c);
 
     c = open_ok(dir, 0);
-    memset(&ctx, 0, sizeof ctx);
+    ctx = (scan_ctx_t){.last = -1};
     assert_ok(ckpt_state_scan(c, check_entry, &ctx, &err), err);
     cr_assert_eq(ctx.n, 4000);
     cr_assert_eq(ctx.bad, 0);
@@ -1668,7 +1664,7 @@ static void fixture_build(const char *dir)
             char k[16];
             uint8_t v[100];
             value_of(i + (uint32_t)id, v);
-            assert_ok(ckpt_txn_state_put(t, i % 256, k, key_of(i, k), v, sizeof v, &err), err);
+            assert_ok(ckpt_txn_state_put(t, k, key_of(i, k), v, sizeof v, &err), err);
         }
         char sink[16];
         snprintf(sink, sizeof sink, "sink-%" PRId64, id);
@@ -1751,7 +1747,7 @@ Test(ckpt, damaged_state_value_is_caught_by_its_crc)
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     c = open_ok(dir, CKPT_READONLY);
-    scan_ctx_t ctx = {0};
+    scan_ctx_t ctx = {.last = -1};
     assert_err(ckpt_state_scan(c, check_entry, &ctx, &err), SP_ECORRUPT, err, "checksum mismatch");
     ckpt_close(&c);
     ts_rmtree(dir);
@@ -1799,6 +1795,106 @@ Test(ckpt, progress_keeps_the_newest_reports)
     memset(&seen, 0, sizeof seen);
     assert_ok(ckpt_progress_read(c, 0, collect_progress, &seen, &err), err);
     cr_assert_eq(seen.n, 10, "a reader sees them after the writer is gone");
+    ckpt_close(&c);
+    ts_rmtree(dir);
+    free(dir);
+}
+
+/* ckpt_upgrade's key converter for the test: "k:" + the old key. */
+static int prefix_key(void *ctx, uint32_t from, const void *key, size_t klen, sp_buf_t *out,
+                      sp_err_t *err)
+{
+    (void)err;
+    ++*(int *)ctx;
+    cr_assert_eq(from, 1);
+    sp_buf_append(out, "k:", 2);
+    sp_buf_append(out, key, klen);
+    return 0;
+}
+
+/* A format-1 checkpoint (state keys behind a 2-byte key group, written
+ * raw from storage/ckpt_int.h's layout) is read as it is, refuses state
+ * writes, and ckpt_upgrade re-keys it in place to today's format. */
+Test(ckpt, a_format_1_checkpoint_is_upgraded)
+{
+    char *dir = ts_tmpdir("ckpt");
+    sp_err_t err = {0};
+    ckpt_t *c = open_ok(dir, CKPT_CREATE);
+    fill_small(c);
+    ckpt_close(&c);
+    /* replace the state by format-1 entries: key group (2 bytes), key */
+    MDB_env *env = raw_open(dir);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "state", MDB_CREATE, &dbi), 0);
+    cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    static const char *const keys[] = {"zeta", "alpha", "mid", ""};
+    for (int i = 0; i < 4; i++) {
+        uint8_t k[16] = {0, (uint8_t)(200 - i)}, v[16] = {CKPT_STATE_SHORT, (uint8_t)('0' + i)};
+        size_t klen = 2 + strlen(keys[i]);
+        memcpy(k + 2, keys[i], strlen(keys[i]));
+        size_t vlen = raw_seal(k, klen, v, 2);
+        raw_put(dir, "state", k, klen, v, vlen);
+    }
+    uint8_t rec[128];
+    size_t n = craft_format(rec, sizeof rec, CKPT_FORMAT_MAGIC, 1);
+    raw_put(dir, "metadata", "format", 6, rec, n);
+
+    /* read as it is: old keys, key group stripped, in key-group order */
+    c = open_ok(dir, CKPT_READONLY);
+    cr_assert_eq(ckpt_state_key_format(c), 1);
+    collect_t col = {0};
+    assert_ok(ckpt_state_scan(c, collect_fn, &col, &err), err);
+    cr_assert_eq(col.n, 4);
+    cr_assert_str_eq(col.states[0], "3");
+    cr_assert_eq(col.klens[0], 0);
+    cr_assert_eq(memcmp(col.keys[3], "zeta", 4), 0);
+    uint32_t from;
+    uint64_t entries;
+    int calls = 0;
+    assert_err(ckpt_upgrade(c, prefix_key, &calls, &from, &entries, &err), SP_EINVAL, err, "read-only");
+    ckpt_close(&c);
+
+    /* a writer refuses state writes until upgraded */
+    c = open_ok(dir, 0);
+    plan_ok(c, 2, 1);
+    ckpt_txn_t *t;
+    assert_ok(ckpt_commit_begin(c, 2, &t, &err), err);
+    assert_err(ckpt_txn_state_put(t, "x", 1, "y", 1, &err), SP_EVERSION, err, "format 1");
+    ckpt_txn_abort(&t);
+    assert_ok(ckpt_upgrade(c, prefix_key, &calls, &from, &entries, &err), err);
+    cr_assert_eq(from, 1);
+    cr_assert_eq(entries, 4);
+    cr_assert_eq(calls, 4);
+    cr_assert_eq(ckpt_state_key_format(c), CKPT_FORMAT_VERSION);
+    assert_ok(ckpt_upgrade(c, prefix_key, &calls, &from, &entries, &err), err); /* nothing to do */
+    cr_assert_eq(from, CKPT_FORMAT_VERSION);
+    cr_assert_eq(calls, 4);
+    assert_ok(ckpt_commit_begin(c, 2, &t, &err), err);
+    assert_ok(ckpt_txn_state_put(t, "k:beta", 6, "9", 1, &err), err);
+    ckpt_commit_t cr = commit_rec(2);
+    assert_ok(ckpt_commit_end(&t, &cr, &err), err);
+    ckpt_close(&c);
+
+    /* reopened: today's format, the new keys in byte order, states kept */
+    c = open_ok(dir, CKPT_READONLY);
+    cr_assert_eq(ckpt_state_key_format(c), CKPT_FORMAT_VERSION);
+    memset(&col, 0, sizeof col);
+    assert_ok(ckpt_state_scan(c, collect_fn, &col, &err), err);
+    cr_assert_eq(col.n, 5);
+    static const char *const want_keys[] = {"k:", "k:alpha", "k:beta", "k:mid", "k:zeta"};
+    static const char *const want_states[] = {"3", "1", "9", "2", "0"};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(col.klens[i], strlen(want_keys[i]), "entry %d", i);
+        cr_assert_eq(memcmp(col.keys[i], want_keys[i], col.klens[i]), 0, "entry %d", i);
+        cr_assert_str_eq(col.states[i], want_states[i], "entry %d", i);
+    }
+    ckpt_stats_t s;
+    assert_ok(ckpt_stats(c, &s, &err), err);
+    cr_assert_eq(s.format_version, CKPT_FORMAT_VERSION);
     ckpt_close(&c);
     ts_rmtree(dir);
     free(dir);
