@@ -1823,14 +1823,7 @@ Test(ckpt, a_format_1_checkpoint_is_upgraded)
     fill_small(c);
     ckpt_close(&c);
     /* replace the state by format-1 entries: key group (2 bytes), key */
-    MDB_env *env = raw_open(dir);
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "state", MDB_CREATE, &dbi), 0);
-    cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_empty(dir, "state");
     static const char *const keys[] = {"zeta", "alpha", "mid", ""};
     for (int i = 0; i < 4; i++) {
         uint8_t k[16] = {0, (uint8_t)(200 - i)}, v[16] = {CKPT_STATE_SHORT, (uint8_t)('0' + i)};

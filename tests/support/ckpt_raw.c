@@ -33,6 +33,18 @@ void raw_put(const char *dir, const char *db, const void *k, size_t klen, const 
     mdb_env_close(env);
 }
 
+void raw_empty(const char *dir, const char *db)
+{
+    MDB_env *env = raw_open(dir);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
+    cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
 /* A malloc'd copy of db[key]; NULL when absent. */
 uint8_t *raw_get(const char *dir, const char *db, const void *k, size_t klen,
                         size_t *vlen)

@@ -15,6 +15,9 @@ MDB_env *raw_open(const char *dir);
 /* db[key] = value in one transaction (db created if missing). */
 void raw_put(const char *dir, const char *db, const void *k, size_t klen, const void *v, size_t vlen);
 
+/* Delete every entry of db (created if missing). */
+void raw_empty(const char *dir, const char *db);
+
 /* A malloc'd copy of db[key]; NULL when absent. */
 uint8_t *raw_get(const char *dir, const char *db, const void *k, size_t klen, size_t *vlen);
 
