@@ -1334,6 +1334,11 @@ JS_HOT const uint8_t *js_members(jscan_t *s, js_parse_t *jp, const uint8_t *p)
             c = t->col;
             p += t->n;
             t++;
+        } else if (*p == '}' && t == tend) {
+            /* the object ends right after the last key expected (what
+             * js_member_slow would find, without its call) */
+            s->line_keys = ordinal;
+            return p + 1;
         } else {
             ti = (uint32_t)(t - s->tmpl);
             p = js_member_slow(s, jp, p, ordinal, &c, &ti);
