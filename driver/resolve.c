@@ -293,6 +293,13 @@ int resolve_query(const driver_opts_t *o, atomic_int *stop, resolve_idle_fn idle
             if ((rc = ckpt_open(o->checkpoint, CKPT_CREATE, &r->ckpt, err)) != 0)
                 goto out;
             r->created = true;
+        } else {
+            /* created by an older release that stopped before its query
+             * record: no state, but an old format record */
+            uint32_t from;
+            uint64_t entries;
+            if ((rc = ckpt_upgrade(r->ckpt, upgrade_key, NULL, &from, &entries, err)) != 0)
+                goto out;
         }
         ckpt_query_free(&r->rec);
         sp_uuid_v4(r->rec.query_id);

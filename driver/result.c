@@ -112,7 +112,8 @@ int result_set_add(result_set_t *rs, const void *key, size_t klen, const void *s
 typedef struct collect {
     result_set_t *rs;
     sp_err_t *err;
-    uint32_t key_format;
+    ckpt_t *ckpt;        /* when reading a scan of it; NULL: today's format */
+    uint32_t key_format; /* 0 until the scan's first entry */
     sp_buf_t key; /* an upgraded key */
     int rc;
 } collect_t;
@@ -120,6 +121,8 @@ typedef struct collect {
 static int collect_fn(void *ctx, const void *key, size_t klen, const void *state, size_t slen)
 {
     collect_t *c = ctx;
+    if (c->key_format == 0) /* the format of the scan's own snapshot */
+        c->key_format = c->ckpt ? ckpt_state_key_format(c->ckpt) : SP_KEY_FORMAT;
     if (c->key_format != SP_KEY_FORMAT) {
         c->key.len = 0;
         if ((c->rc = sp_key_upgrade(c->key_format, key, klen, &c->key, c->err)) != 0)
@@ -133,7 +136,7 @@ static int collect_fn(void *ctx, const void *key, size_t klen, const void *state
 
 int result_set_add_state(result_set_t *rs, ckpt_t *ckpt, sp_err_t *err)
 {
-    collect_t c = {rs, err, ckpt_state_key_format(ckpt), SP_BUF_INIT, 0};
+    collect_t c = {rs, err, ckpt, 0, SP_BUF_INIT, 0};
     int rc = ckpt_state_scan(ckpt, collect_fn, &c, err);
     sp_buf_free(&c.key);
     return c.rc != 0 ? c.rc : rc;
@@ -141,7 +144,7 @@ int result_set_add_state(result_set_t *rs, ckpt_t *ckpt, sp_err_t *err)
 
 int result_set_add_txn_state(result_set_t *rs, ckpt_txn_t *t, sp_err_t *err)
 {
-    collect_t c = {rs, err, SP_KEY_FORMAT, SP_BUF_INIT, 0};
+    collect_t c = {rs, err, NULL, SP_KEY_FORMAT, SP_BUF_INIT, 0};
     int rc = ckpt_txn_state_scan(t, collect_fn, &c, err);
     return c.rc != 0 ? c.rc : rc;
 }

@@ -2236,7 +2236,14 @@ int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err)
     int rc = rtxn_begin(c, &txn, err);
     if (rc != 0)
         return rc;
-    rc = state_walk(c, txn, fn, ctx, err);
+    /* The format as of this snapshot: a driver may have upgraded the
+     * checkpoint since a reader opened it. */
+    uint32_t version;
+    rc = format_read(c, txn, &version, NULL, NULL, err);
+    if (rc == 0)
+        c->format = version;
+    if (rc == 0 || rc == SP_ENOTFOUND)
+        rc = state_walk(c, txn, fn, ctx, err);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -2341,6 +2348,8 @@ int ckpt_upgrade(ckpt_t *c, ckpt_key_upgrade_fn fn, void *ctx, uint32_t *from, u
                           c->dir);
     upgrade_t u = {fn, ctx, c->format, 0, SP_BUF_INIT, SP_BUF_INIT};
     int rc = write_retry(c, upgrade_txn, &u, "upgrading the checkpoint format", err);
+    if (rc != 0)
+        c->format = u.from; /* (the commit itself may have failed) */
     *entries = u.entries;
     sp_buf_free(&u.keys);
     sp_buf_free(&u.states);

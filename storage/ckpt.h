@@ -233,7 +233,8 @@ int ckpt_state_scan(ckpt_t *c, ckpt_state_fn fn, void *ctx, sp_err_t *err);
 
 /* The format of the state keys a scan hands out: CKPT_FORMAT_VERSION, or
  * the older format of a checkpoint not upgraded yet (a reader converts,
- * e.g. with sp_key_upgrade_v1 for format 1). */
+ * e.g. with sp_key_upgrade for format 1). ckpt_state_scan refreshes it
+ * from its own snapshot: ask from inside the scan's callback. */
 uint32_t ckpt_state_key_format(const ckpt_t *c);
 
 /* ---- upgrading ----------------------------------------------------------- */
