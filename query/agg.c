@@ -5,7 +5,6 @@
  * files, sockets or LMDB. */
 #include "agg.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,16 +248,7 @@ static void cell_add_value(agg_table_t *t, const agg_spec_t *a, agg_cell_t *c, c
         if (c->n == 0) {
             cell_set_value(t, c, v);
         } else {
-            int cmp;
-            /* numbers of the column's own type compare in line (NaN and
-             * the rest take sp_value_cmp, which orders them) */
-            if (v->type == SP_TYPE_DOUBLE && c->val.type == SP_TYPE_DOUBLE && !isnan(v->u.d) &&
-                !isnan(c->val.u.d))
-                cmp = (v->u.d > c->val.u.d) - (v->u.d < c->val.u.d);
-            else if (v->type == SP_TYPE_BIGINT && c->val.type == SP_TYPE_BIGINT)
-                cmp = (v->u.i > c->val.u.i) - (v->u.i < c->val.u.i);
-            else
-                cmp = sp_value_cmp(v, &c->val);
+            int cmp = sp_value_cmp(v, &c->val);
             if ((a->func == AGG_MIN && cmp < 0) || (a->func == AGG_MAX && cmp > 0))
                 cell_set_value(t, c, v);
         }

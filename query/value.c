@@ -77,7 +77,7 @@ static int cmp_double(double a, double b)
     return a < b ? -1 : (a > b ? 1 : 0);
 }
 
-int sp_value_cmp(const sp_value_t *a, const sp_value_t *b)
+int sp_value_cmp_any(const sp_value_t *a, const sp_value_t *b)
 {
     int fa = type_family(a->type), fb = type_family(b->type);
     if (fa != fb)

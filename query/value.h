@@ -61,7 +61,16 @@ typedef struct sp_value {
 /* Total order used by MIN/MAX and result sorting: NULL first, then by
  * type family; BIGINT and DOUBLE compare numerically with each other;
  * strings by bytes; FALSE < TRUE. Returns <0, 0, >0. */
-int sp_value_cmp(const sp_value_t *a, const sp_value_t *b);
+int sp_value_cmp_any(const sp_value_t *a, const sp_value_t *b);
+static inline int sp_value_cmp(const sp_value_t *a, const sp_value_t *b)
+{
+    /* the hot case in line: two numbers of one type, no NaN */
+    if (a->type == SP_TYPE_BIGINT && b->type == SP_TYPE_BIGINT)
+        return (a->u.i > b->u.i) - (a->u.i < b->u.i);
+    if (a->type == SP_TYPE_DOUBLE && b->type == SP_TYPE_DOUBLE && a->u.d == a->u.d && b->u.d == b->u.d)
+        return (a->u.d > b->u.d) - (a->u.d < b->u.d);
+    return sp_value_cmp_any(a, b);
+}
 
 /* ---- key codec ------------------------------------------------------- */
 
@@ -112,15 +121,8 @@ int sp_key_decode_value(const void *buf, size_t len, size_t *pos, sp_value_t *ou
 /* Decode exactly n values filling the whole of buf. */
 int sp_key_decode(const void *buf, size_t len, sp_value_t *out, size_t n, sp_err_t *err);
 
-/* Stable 64-bit hash of key bytes (XXH3-64, seed 0). Part of the checkpoint
- * format: key groups are derived from it. */
+/* Stable 64-bit hash of key bytes (XXH3-64, seed 0), for the aggregate
+ * tables' look-ups (never stored). */
 uint64_t sp_key_hash(const void *key, size_t len);
-
-/* The key group of a key hash among `groups` (1..65536): a range reduction
- * of the hash's high 32 bits, ((h >> 32) * groups) >> 32. Stable. */
-static inline uint32_t sp_key_group(uint64_t hash, uint32_t groups)
-{
-    return (uint32_t)(((hash >> 32) * (uint64_t)groups) >> 32);
-}
 
 #endif

@@ -277,6 +277,21 @@ class Bench:
                                               "--prefix", "new-"], "trial files")
         return self.parts(d)
 
+    def ckpt_cached(self, name, what, cmd_args, check):
+        """A checkpoint of DIR/name (today's format) built once by `spate run`
+        with cmd_args (source, SQL, checkpoint filled in by the caller's
+        lambda) and checked by check(base)."""
+        base = os.path.join(self.dir, f"{name}.ckpt-v{CKPT_FORMAT}")
+        if not os.path.exists(os.path.join(base, ".complete")):
+            say(f"{what} ({self.rel(base)})")
+            t0 = time.perf_counter()
+            shutil.rmtree(base, ignore_errors=True)
+            self.run(cmd_args(base), timeout=3600)
+            check(base)
+            open(os.path.join(base, ".complete"), "w").write("ok\n")
+            self.t_setup += time.perf_counter() - t0
+        return base
+
     def state_base(self, groups):
         """A checkpoint of QS over `groups` rows, one group per row (Index is
         a per-device counter), built once: (source dir, checkpoint, rows)."""
@@ -284,37 +299,29 @@ class Bench:
         d, info = self.gen_cached(f"state-{groups}", ["--files", str(files), "--rows-per-file",
                                                       str(groups // files), "--seed", "2030"],
                                   f"{groups:,} rows for a state of {groups:,} groups")
-        base = os.path.join(self.dir, f"state-{groups}.ckpt-v{CKPT_FORMAT}")
         self.clean_src(d, "part-")
-        if not os.path.exists(os.path.join(base, ".complete")):
-            say(f"building a checkpoint with {groups:,} groups in state ({self.rel(base)})")
-            t0 = time.perf_counter()
-            shutil.rmtree(base, ignore_errors=True)
-            self.run(self.spate_cmd(d, QS, base, "--trigger", "available-now", "--output-mode", "update",
-                                    "--max-files-per-trigger", "4", "--quiet", "--log-level", "warn",
-                                    name="state"), timeout=3600)
+
+        def check(base):
             last = self.commits(base)[-1]
             self.check(last["state_rows"] == info["rows"],
                        f"state base: {last['state_rows']} groups in state, {info['rows']} expected")
-            open(os.path.join(base, ".complete"), "w").write(f"{groups}\n")
-            self.t_setup += time.perf_counter() - t0
+        base = self.ckpt_cached(f"state-{groups}", f"building a checkpoint with {groups:,} groups in state",
+                                lambda b: self.spate_cmd(d, QS, b, "--trigger", "available-now", "--output-mode",
+                                                         "update", "--max-files-per-trigger", "4", "--quiet",
+                                                         "--log-level", "warn", name="state"), check)
         return d, base, info["rows"]
 
     def planning_base(self, n):
         d, info = self.gen_cached(f"files-{n}", ["--files", str(n), "--rows-per-file", "1", "--seed", "2033"],
                                   f"{n:,} one-line files")
-        base = os.path.join(self.dir, f"files-{n}.ckpt-v{CKPT_FORMAT}")
         self.clean_src(d, "part-")
-        if not os.path.exists(os.path.join(base, ".complete")):
-            say(f"processing the {n:,} files once ({self.rel(base)})")
-            t0 = time.perf_counter()
-            shutil.rmtree(base, ignore_errors=True)
-            self.run(self.spate_cmd(d, Q1, base, "--trigger", "available-now", "--slots", "8", "--quiet",
-                                    "--log-level", "warn", name="planning"), timeout=3600)
+
+        def check(base):
             total = sum(r[1] for r in self.result(base))
             self.check(total == n, f"planning base: counted {total} rows in {n} one-line files")
-            open(os.path.join(base, ".complete"), "w").write(f"{n}\n")
-            self.t_setup += time.perf_counter() - t0
+        base = self.ckpt_cached(f"files-{n}", f"processing the {n:,} files once",
+                                lambda b: self.spate_cmd(d, Q1, b, "--trigger", "available-now", "--slots", "8",
+                                                         "--quiet", "--log-level", "warn", name="planning"), check)
         return d, base
 
     # ---- 1. throughput ------------------------------------------------------------

@@ -2257,7 +2257,7 @@ typedef struct upgrade {
     void *ctx;
     uint32_t from;      /* the format found */
     uint64_t entries;   /* state entries rewritten */
-    sp_buf_t keys, states; /* the entries, each length-prefixed */
+    sp_buf_t buf;       /* the entries: new key, state, each length-prefixed */
 } upgrade_t;
 
 static void put_len(sp_buf_t *b, const void *p, size_t n)
@@ -2284,7 +2284,7 @@ static int upgrade_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *err)
     upgrade_t *u = (upgrade_t *)arg;
     c->format = u->from; /* (a retry after map growth starts over) */
     u->entries = 0;
-    u->keys.len = u->states.len = 0;
+    u->buf.len = 0;
     uint32_t version;
     int64_t created = 0;
     int rc = format_read(c, txn, &version, &created, NULL, err);
@@ -2307,8 +2307,8 @@ static int upgrade_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *err)
                 rc = sp_err_wrap(err, SP_ECORRUPT, "checkpoint %s: upgrading a state key", c->dir);
                 break;
             }
-            put_len(&u->keys, key.data, key.len);
-            put_len(&u->states, state, slen);
+            put_len(&u->buf, key.data, key.len);
+            put_len(&u->buf, state, slen);
             u->entries++;
         }
         mdb_cursor_close(cur);
@@ -2321,11 +2321,11 @@ static int upgrade_txn(ckpt_t *c, MDB_txn *txn, const void *arg, sp_err_t *err)
     if (rc != 0)
         return rc;
     c->format = CKPT_FORMAT_VERSION;
-    size_t kp = 0, sp = 0;
+    size_t pos = 0;
     for (uint64_t i = 0; i < u->entries && rc == 0; i++) {
         size_t klen, slen;
-        const void *k = get_len(&u->keys, &kp, &klen);
-        const void *st = get_len(&u->states, &sp, &slen);
+        const void *k = get_len(&u->buf, &pos, &klen);
+        const void *st = get_len(&u->buf, &pos, &slen);
         rc = state_put_txn(c, txn, k, klen, st, slen, err);
     }
     if (rc == 0)
@@ -2346,13 +2346,12 @@ int ckpt_upgrade(ckpt_t *c, ckpt_key_upgrade_fn fn, void *ctx, uint32_t *from, u
     if (c->readonly)
         return sp_err_set(err, SP_EINVAL, "checkpoint %s is open read-only: it cannot be upgraded",
                           c->dir);
-    upgrade_t u = {fn, ctx, c->format, 0, SP_BUF_INIT, SP_BUF_INIT};
+    upgrade_t u = {fn, ctx, c->format, 0, SP_BUF_INIT};
     int rc = write_retry(c, upgrade_txn, &u, "upgrading the checkpoint format", err);
     if (rc != 0)
         c->format = u.from; /* (the commit itself may have failed) */
     *entries = u.entries;
-    sp_buf_free(&u.keys);
-    sp_buf_free(&u.states);
+    sp_buf_free(&u.buf);
     return rc;
 }
 

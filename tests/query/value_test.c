@@ -88,21 +88,6 @@ Test(value_order, numbers_compare_across_types_exactly)
     cr_assert_lt(sp_value_cmp(&ab, &abc), 0);
 }
 
-Test(key_codec, group_mapping_is_stable_and_in_range)
-{
-    /* The hash is part of the checkpoint format: pin one value. */
-    sp_buf_t b = SP_BUF_INIT;
-    sp_value_t v = vs("stand");
-    sp_key_encode_value(&b, &v);
-    uint64_t h = sp_key_hash(b.data, b.len);
-    cr_assert_eq(h, sp_key_hash(b.data, b.len));
-    for (uint32_t groups = 1; groups <= 65536; groups *= 4)
-        cr_assert_lt(sp_key_group(h, groups), groups);
-    cr_assert_eq(sp_key_group(0xffffffff00000000ull, 256), 255);
-    cr_assert_eq(sp_key_group(0, 256), 0);
-    sp_buf_free(&b);
-}
-
 static int cmp_bytes(const sp_buf_t *a, const sp_buf_t *b)
 {
     size_t n = a->len < b->len ? a->len : b->len;
